@@ -1,0 +1,13 @@
+# Google Benchmark micro-benchmarks: one binary per file in benchmarks/.
+find_package(benchmark QUIET)
+if(NOT benchmark_FOUND)
+  message(STATUS "Google Benchmark not found: micro-benchmarks skipped")
+  return()
+endif()
+file(GLOB LOOM_BENCH_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/benchmarks/*.cpp)
+foreach(src ${LOOM_BENCH_SOURCES})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(bench_${name} ${src})
+  target_link_libraries(bench_${name} PRIVATE loomlib benchmark::benchmark)
+  target_compile_definitions(bench_${name} PRIVATE LOOM_SHARED_DIR="${CMAKE_SOURCE_DIR}/../shared")
+endforeach()

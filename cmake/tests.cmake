@@ -1,0 +1,59 @@
+# One GoogleTest binary per folder under tests/ (tests mirror src/ layers).
+# Where the system ships only GoogleTest sources (cross builds), build them here.
+if(NOT LOOM_GTEST_FROM_SOURCE)
+  find_package(GTest QUIET)
+endif()
+if(NOT GTest_FOUND)
+  add_subdirectory(/usr/src/googletest ${CMAKE_BINARY_DIR}/googletest EXCLUDE_FROM_ALL)
+  if(NOT TARGET GTest::gtest_main)  # googletest >= 1.11 defines these aliases itself
+    add_library(GTest::gtest ALIAS gtest)
+    add_library(GTest::gtest_main ALIAS gtest_main)
+  endif()
+endif()
+include(GoogleTest)
+
+set(LOOM_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH "Test data folder (../shared)")
+
+file(GLOB LOOM_TEST_DIRS LIST_DIRECTORIES true ${CMAKE_SOURCE_DIR}/tests/*)
+foreach(dir ${LOOM_TEST_DIRS})
+  if(NOT IS_DIRECTORY ${dir})
+    continue()
+  endif()
+  get_filename_component(layer ${dir} NAME)
+  file(GLOB srcs CONFIGURE_DEPENDS ${dir}/*.cpp)
+  if(NOT srcs)
+    continue()
+  endif()
+  add_executable(test_${layer} ${srcs})
+  target_include_directories(test_${layer} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  # tests/<layer> links that layer's library only, so layers build and test alone.
+  set(lib loom_${layer})
+  if(layer STREQUAL "runtime")
+    set(lib loom_model)
+  elseif(layer STREQUAL "kernels")
+    set(lib loom_quant)
+  elseif(NOT TARGET ${lib})
+    set(lib loomlib)
+  endif()
+  target_link_libraries(test_${layer} PRIVATE ${lib} nlohmann_json::nlohmann_json GTest::gtest_main)
+  target_compile_definitions(test_${layer} PRIVATE
+      LOOM_SHARED_DIR="${LOOM_SHARED_DIR}" LOOM_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+  gtest_discover_tests(test_${layer} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120
+                       PROPERTIES TIMEOUT 900)
+endforeach()
+
+# The GGUF parser is also built and run under AddressSanitizer: hostile files must
+# be rejected without a single out-of-bounds read.
+if(NOT CMAKE_CROSSCOMPILING)
+  file(GLOB gguf_srcs ${CMAKE_SOURCE_DIR}/src/gguf/*.cpp)
+  file(GLOB gguf_tests ${CMAKE_SOURCE_DIR}/tests/gguf/*.cpp)
+  if(gguf_tests)
+    add_executable(test_gguf_asan ${gguf_srcs} ${gguf_tests})
+    target_include_directories(test_gguf_asan PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
+    target_compile_options(test_gguf_asan PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -O1)
+    target_link_options(test_gguf_asan PRIVATE -fsanitize=address,undefined)
+    target_link_libraries(test_gguf_asan PRIVATE GTest::gtest_main Threads::Threads)
+    target_compile_definitions(test_gguf_asan PRIVATE LOOM_SHARED_DIR="${LOOM_SHARED_DIR}")
+    gtest_discover_tests(test_gguf_asan DISCOVERY_MODE PRE_TEST TEST_PREFIX "asan." PROPERTIES TIMEOUT 600)
+  endif()
+endif()

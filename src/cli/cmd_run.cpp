@@ -1,0 +1,112 @@
+// loom run / loom logits: evaluate a prompt, generate, print speed.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "model/model.h"
+#include "runtime/context.h"
+#include "runtime/sampler.h"
+
+namespace loom::cli {
+namespace {
+
+struct ModelOpts {
+    std::string model, tokens;
+    int threads = 0, ctx = 4096;
+};
+
+void add_model_opts(CLI::App* c, ModelOpts& o) {
+    c->add_option("-m,--model", o.model, "GGUF model file")->required()->check(CLI::ExistingFile);
+    c->add_option("--tokens", o.tokens, "Prompt as token ids, comma separated (e.g. 128000,791,6864)");
+    c->add_option("-t,--threads", o.threads, "Threads (0 = all cores)");
+    c->add_option("-c,--ctx-size", o.ctx, "Context size in tokens (KV cache cells)")->capture_default_str();
+}
+
+std::vector<int32_t> prompt_tokens(const ModelOpts& o) {
+    if (o.tokens.empty()) throw std::invalid_argument("no prompt: give --tokens");
+    return parse_int_list(o.tokens, "--tokens");
+}
+
+}  // namespace
+
+void add_run(CLI::App& app) {
+    // ---------------------------------------------------------------- logits
+    auto lo = std::make_shared<ModelOpts>();
+    auto lout = std::make_shared<std::string>();
+    auto* l = app.add_subcommand("logits", "Evaluate a prompt as one batch; write the last position's logits");
+    add_model_opts(l, *lo);
+    l->add_option("-o,--output", *lout, "Output file: raw little-endian float32, n_vocab values")->required();
+    l->callback([lo, lout] {
+        auto model = Model::load(lo->model);
+        const auto toks = prompt_tokens(*lo);
+        ContextParams cp;
+        cp.n_ctx = std::max<int>(lo->ctx, static_cast<int>(toks.size()));
+        cp.n_threads = lo->threads;
+        Context ctx(*model, cp);
+        auto logits = ctx.eval_prompt(0, toks);
+        std::ofstream f(*lout, std::ios::binary);
+        if (!f) throw std::runtime_error("cannot write '" + *lout + "'");
+        f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
+        if (!f) throw std::runtime_error("write failed for '" + *lout + "'");
+        nlohmann::json j = {{"tokens", toks}, {"n_vocab", ctx.n_vocab()}};
+        std::printf("%s\n", j.dump().c_str());
+    });
+
+    // ---------------------------------------------------------------- run
+    auto ro = std::make_shared<ModelOpts>();
+    auto n_predict = std::make_shared<int>(32);
+    auto sp = std::make_shared<SamplerParams>();
+    auto* r = app.add_subcommand("run", "Generate from a prompt and report prompt and generation speed");
+    add_model_opts(r, *ro);
+    r->add_option("-n,--n-predict", *n_predict, "Tokens to generate")->capture_default_str();
+    r->add_option("--temp", sp->temperature, "Temperature (0 = greedy)")->capture_default_str();
+    r->add_option("--top-k", sp->top_k, "Top-k (0 = off)")->capture_default_str();
+    r->add_option("--top-p", sp->top_p, "Top-p (1 = off)")->capture_default_str();
+    r->add_option("--min-p", sp->min_p, "Min-p (0 = off)")->capture_default_str();
+    r->add_option("--repeat-penalty", sp->repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
+    r->add_option("--repeat-last-n", sp->repeat_last_n, "Tokens considered for the penalty")->capture_default_str();
+    r->add_option("-s,--seed", sp->seed, "Sampling seed")->capture_default_str();
+    r->callback([ro, n_predict, sp] {
+        auto model = Model::load(ro->model);
+        const auto toks = prompt_tokens(*ro);
+        ContextParams cp;
+        cp.n_ctx = ro->ctx;
+        cp.n_threads = ro->threads;
+        if (static_cast<int>(toks.size()) + *n_predict > cp.n_ctx)
+            throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens) + -n " +
+                                        std::to_string(*n_predict) + " exceeds the context size " +
+                                        std::to_string(cp.n_ctx) + " (raise -c)");
+        Context ctx(*model, cp);
+        Sampler sampler(*sp);
+        for (int32_t t : toks) sampler.accept(t);
+        const double t0 = now_seconds();
+        auto logits = ctx.eval_prompt(0, toks);
+        const double t1 = now_seconds();
+        int32_t pos = static_cast<int32_t>(toks.size());
+        std::vector<int32_t> out;
+        double sample_s = 0;
+        for (int i = 0; i < *n_predict; ++i) {
+            const double s0 = now_seconds();
+            const int32_t next = sampler.sample(logits);
+            sample_s += now_seconds() - s0;
+            out.push_back(next);
+            std::printf("%d%s", next, i + 1 < *n_predict ? "," : "\n");
+            std::fflush(stdout);
+            if (i + 1 == *n_predict) break;
+            BatchToken b{next, pos++, 0, true};
+            ctx.decode({&b, 1});
+            logits = ctx.logits(0);
+        }
+        const double t2 = now_seconds();
+        const double pp = (t1 - t0), tg = (t2 - t1 - sample_s);
+        const int n_tg = std::max(0, *n_predict - 1);
+        std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.2f tokens/s | generation: %d tokens in %.3f s = %.2f tokens/s, %.2f ms/token\n",
+                     toks.size(), pp, toks.size() / pp, n_tg, tg, n_tg > 0 ? n_tg / tg : 0.0,
+                     n_tg > 0 ? 1000.0 * tg / n_tg : 0.0);
+    });
+}
+
+}  // namespace loom::cli

@@ -1,0 +1,18 @@
+// Subcommands of the `loom` CLI, one file each.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace loom::cli {
+
+void add_synth(CLI::App& app);
+void add_run(CLI::App& app);      // run + logits
+void add_tokenize(CLI::App& app);
+
+// Shared helpers (common.cpp).
+std::vector<int32_t> parse_int_list(const std::string& s, const std::string& what);
+double now_seconds();
+
+}  // namespace loom::cli

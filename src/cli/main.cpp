@@ -1,0 +1,24 @@
+// loom: run quantized LLMs fast on CPUs.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "util/version.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"loom: run quantized LLMs (GGUF) fast on CPUs, for one user or many"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", loom::version_string());
+    app.footer("Run `loom SUBCOMMAND --help` for a subcommand's options.");
+    loom::cli::add_run(app);
+    loom::cli::add_synth(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "loom: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

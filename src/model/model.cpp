@@ -1,0 +1,131 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <stdexcept>
+
+#include "quant/formats.h"
+#include "quant/repack.h"
+
+namespace loom {
+
+Model::Model(std::unique_ptr<gguf::File> f) : file_(std::move(f)) {}
+Model::~Model() = default;
+
+void Model::fail(const std::string& what) const {
+    throw std::runtime_error(file_->path() + ": " + what);
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
+    auto f = gguf::File::open(path);
+    const std::string arch = f->get_string("general.architecture");
+    for (const auto& e : architectures())
+        if (arch == e.name) return e.create(std::move(f), opts);
+    std::string known;
+    for (const auto& e : architectures()) known += (known.empty() ? "" : ", ") + std::string(e.name);
+    throw std::runtime_error(path + ": unsupported architecture '" + arch + "' (supported: " + known + ")");
+}
+
+void Model::read_common_hparams() {
+    const gguf::File& f = *file_;
+    const std::string a = f.get_string("general.architecture");
+    hp_.arch = a;
+    hp_.n_embd = static_cast<int>(f.get_int(a + ".embedding_length"));
+    hp_.n_layer = static_cast<int>(f.get_int(a + ".block_count"));
+    hp_.n_ff = static_cast<int>(f.get_int(a + ".feed_forward_length"));
+    hp_.n_head = static_cast<int>(f.get_int(a + ".attention.head_count"));
+    hp_.n_head_kv = static_cast<int>(f.get_int(a + ".attention.head_count_kv", hp_.n_head));
+    hp_.n_ctx_train = static_cast<int>(f.get_int(a + ".context_length", 4096));
+    hp_.norm_eps = static_cast<float>(f.get_float(a + ".attention.layer_norm_rms_epsilon", 1e-5));
+    hp_.rope_theta = static_cast<float>(f.get_float(a + ".rope.freq_base", 10000.0));
+    auto bad = [&](const std::string& key, int v) {
+        fail("key '" + a + "." + key + "' has invalid value " + std::to_string(v));
+    };
+    if (hp_.n_embd <= 0 || hp_.n_embd > (1 << 20)) bad("embedding_length", hp_.n_embd);
+    if (hp_.n_layer <= 0 || hp_.n_layer > 4096) bad("block_count", hp_.n_layer);
+    if (hp_.n_ff <= 0 || hp_.n_ff > (1 << 22)) bad("feed_forward_length", hp_.n_ff);
+    if (hp_.n_head <= 0 || hp_.n_head > 4096) bad("attention.head_count", hp_.n_head);
+    if (hp_.n_head_kv <= 0 || hp_.n_head % hp_.n_head_kv != 0) bad("attention.head_count_kv", hp_.n_head_kv);
+    hp_.head_dim = static_cast<int>(f.get_int(a + ".attention.key_length", hp_.n_embd / hp_.n_head));
+    if (hp_.head_dim <= 0 || hp_.head_dim % 2 != 0 || hp_.head_dim > 1024) bad("attention.key_length", hp_.head_dim);
+    hp_.n_rot = static_cast<int>(f.get_int(a + ".rope.dimension_count", hp_.head_dim));
+    if (hp_.n_rot <= 0 || hp_.n_rot > hp_.head_dim || hp_.n_rot % 2 != 0) bad("rope.dimension_count", hp_.n_rot);
+    const gguf::TensorInfo* emb = f.find_tensor("token_embd.weight");
+    if (!emb) fail("missing tensor 'token_embd.weight'");
+    if (emb->ne.size() < 2) fail("tensor 'token_embd.weight' must have 2 dimensions");
+    hp_.n_vocab = static_cast<int>(emb->ne[1]);
+    if (!std::isfinite(hp_.norm_eps) || hp_.norm_eps <= 0) fail("key '" + a + ".attention.layer_norm_rms_epsilon' must be positive");
+    if (!std::isfinite(hp_.rope_theta) || hp_.rope_theta <= 0) fail("key '" + a + ".rope.freq_base' must be positive");
+}
+
+static std::string shape_str(const std::vector<int64_t>& ne) {
+    std::string s = "[";
+    for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+    return s + "]";
+}
+
+Weight Model::matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required) {
+    const gguf::TensorInfo* t = file_->find_tensor(name);
+    if (!t) {
+        if (required) fail("missing tensor '" + name + "'");
+        return {};
+    }
+    std::vector<int64_t> ne = t->ne;
+    while (ne.size() > 2 && ne.back() == 1) ne.pop_back();
+    if (ne.size() != 2 || ne[0] != n_in || ne[1] != n_out)
+        fail("tensor '" + name + "' has shape " + shape_str(t->ne) + ", expected [" + std::to_string(n_in) +
+             ", " + std::to_string(n_out) + "]");
+    Weight w;
+    w.name = name;
+    w.type = t->type;
+    w.n_in = n_in;
+    w.n_out = n_out;
+    w.data = t->data;
+    if (t->type == GgmlType::Q4_0_4_4 || t->type == GgmlType::Q4_0_4_8 || t->type == GgmlType::Q4_0_8_8) {
+        // Legacy interleaved Arm layouts: bring back to plain Q4_0 rows.
+        if (n_out % quant::interleave_of(t->type).rows != 0)
+            fail("tensor '" + name + "' of type " + std::string(type_name(t->type)) + " has " + std::to_string(n_out) +
+                 " rows, not a multiple of the interleave");
+        auto& buf = owned_.emplace_back(t->n_bytes);
+        quant::unpack_interleaved_q4_0(t->type, t->data, buf.data(), n_out, n_in);
+        w.type = GgmlType::Q4_0;
+        w.data = buf.data();
+    } else if (!quant::supported(t->type)) {
+        fail("tensor '" + name + "' has type " + std::string(type_name(t->type)) + ", which loom does not support");
+    }
+    w.row_bytes = row_bytes(w.type, n_in);
+    weight_bytes_ += w.bytes();
+    n_params_ += static_cast<uint64_t>(n_in) * n_out;
+    return w;
+}
+
+std::vector<float> Model::vector(const std::string& name, int64_t n, bool required) {
+    const gguf::TensorInfo* t = file_->find_tensor(name);
+    if (!t) {
+        if (required) fail("missing tensor '" + name + "'");
+        return {};
+    }
+    if (t->n_elements() != n)
+        fail("tensor '" + name + "' has shape " + shape_str(t->ne) + ", expected [" + std::to_string(n) + "]");
+    if (!quant::supported(t->type) || n % traits(t->type).block_elems != 0)
+        fail("tensor '" + name + "' has unsupported type " + std::string(type_name(t->type)));
+    std::vector<float> v(n);
+    quant::dequantize_row(t->type, t->data, v.data(), n);
+    weight_bytes_ += t->n_bytes;
+    n_params_ += n;
+    return v;
+}
+
+std::string Model::describe() const {
+    std::map<std::string, int> types;
+    for (const auto& t : file_->tensors()) types[std::string(type_name(t.type))]++;
+    std::string ts;
+    for (auto& [k, v] : types) ts += (ts.empty() ? "" : ", ") + k + " x" + std::to_string(v);
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s, %.2f B params, %.2f GiB, %d layers, d=%d, vocab %d (%s)", hp_.arch.c_str(),
+                  n_params_ / 1e9, weight_bytes_ / 1073741824.0, hp_.n_layer, hp_.n_embd, hp_.n_vocab, ts.c_str());
+    return buf;
+}
+
+}  // namespace loom

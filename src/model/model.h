@@ -1,0 +1,94 @@
+// A loaded model: hyperparameters, weight views into the mapped GGUF file, and
+// the architecture's forward pass over a batch of tokens from many sequences.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "gguf/types.h"
+
+namespace loom {
+
+class KvCache;
+class ThreadPool;
+
+// Hyperparameters, read from `<arch>.*` metadata. Fields an architecture does
+// not use keep their defaults.
+struct Hparams {
+    std::string arch;
+    int n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
+    int n_ff = 0, n_ctx_train = 0, n_rot = 0;
+    float norm_eps = 1e-5f, rope_theta = 10000.0f;
+    // Gemma 2 / Phi-3 extras.
+    float attn_softcap = 0.0f, final_softcap = 0.0f;  // 0 = off
+    int sliding_window = 0;                           // 0 = off
+    float query_scale = 0.0f;                         // 0 = 1/sqrt(head_dim)
+    int q_dim() const { return n_head * head_dim; }
+    int kv_dim() const { return n_head_kv * head_dim; }
+};
+
+// A weight matrix: n_out rows of n_in elements, each row row_bytes long.
+struct Weight {
+    std::string name;
+    GgmlType type = GgmlType::F32;
+    int64_t n_in = 0, n_out = 0;
+    size_t row_bytes = 0;
+    const uint8_t* data = nullptr;
+    const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+    size_t bytes() const { return row_bytes * static_cast<size_t>(n_out); }
+    explicit operator bool() const { return data != nullptr; }
+};
+
+// What one forward call computes. Built by the runtime (Context::decode).
+struct BatchPlan {
+    std::vector<int32_t> token, pos, seq;
+    std::vector<int32_t> cell;                       // KV cell of each token
+    std::vector<std::span<const int32_t>> visible;   // cells each token attends to, by position
+    std::vector<int32_t> out_rows;                   // batch rows whose logits are wanted
+    int n_tokens() const { return static_cast<int>(token.size()); }
+};
+
+struct LoadOptions {
+    bool verbose = false;
+};
+
+class Model {
+public:
+    // Opens a GGUF file, checks the architecture and every tensor it needs,
+    // and prepares the weights. Throws std::runtime_error with one clear line.
+    static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
+    virtual ~Model();
+
+    const Hparams& hparams() const { return hp_; }
+    const gguf::File& file() const { return *file_; }
+    uint64_t weight_bytes() const { return weight_bytes_; }   // bytes of all tensors used
+    uint64_t n_params() const { return n_params_; }
+    std::string describe() const;  // "llama, 1.24 B params, Q4_0 (Q6_K head), 0.77 GiB"
+
+    // Computes plan.out_rows' logits into `logits` ([out_rows][n_vocab]); writes
+    // the batch's keys and values into kv at plan.cell.
+    virtual void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const = 0;
+
+protected:
+    explicit Model(std::unique_ptr<gguf::File> f);
+    // Loader helpers for architectures.
+    Weight matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required = true);
+    std::vector<float> vector(const std::string& name, int64_t n, bool required = true);
+    void read_common_hparams();  // `<arch>.*` keys shared by the Llama family
+    [[noreturn]] void fail(const std::string& what) const;
+
+    std::unique_ptr<gguf::File> file_;
+    Hparams hp_;
+    uint64_t weight_bytes_ = 0, n_params_ = 0;
+    std::vector<std::vector<uint8_t>> owned_;  // tensors converted at load
+};
+
+// Architecture table (model/registry.cpp): name -> factory.
+using ModelFactory = std::unique_ptr<Model> (*)(std::unique_ptr<gguf::File>, const LoadOptions&);
+struct ArchEntry { const char* name; ModelFactory create; };
+std::span<const ArchEntry> architectures();
+
+}  // namespace loom

@@ -1,0 +1,46 @@
+// Building blocks of the forward pass, shared by every architecture.
+// Each operates on row-major [rows][n] float buffers.
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "model/model.h"
+
+namespace loom::ops {
+
+// y = x / rms(x) * w, for `rows` rows of n.
+void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, float eps);
+
+// Y[t][o] = sum_i W[o][i] * X[t][i] for t < T; Y has row stride ldy (default n_out).
+// Activations are converted to the weight's activation type (int8 blocks for
+// quantized weights) once; every (t, o) is one dot product, so a row's result
+// does not depend on the other rows of the batch.
+void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy = 0);
+
+enum class RopeMode { Adjacent, Neox };  // pairs (2i, 2i+1) / (i, i + n_rot/2)
+// Rotates the first n_rot dims of each of n_heads heads of one token at position pos.
+void rope(float* x, int n_heads, int head_dim, int n_rot, int32_t pos, float theta, RopeMode mode,
+          const float* freq_factors = nullptr, float attn_factor = 1.0f);
+
+struct AttentionParams {
+    int n_head, n_head_kv, head_dim;
+    float scale;          // applied to q·k
+    float softcap = 0;    // logits -> cap * tanh(logits / cap) when > 0
+    int window = 0;       // attend only to positions > pos - window when > 0
+};
+// out[t][h*head_dim..] = softmax(q·K) V over plan.visible[t] of layer `layer`.
+void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int layer, const float* Q,
+               float* out, const AttentionParams& p);
+
+// Writes K and V rows of the batch into their cells.
+void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V);
+
+void silu_mul(float* g, const float* u, int64_t n);       // g = silu(g) * u
+void gelu_tanh_mul(float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
+void add(float* x, const float* y, int64_t n);            // x += y
+void softcap(float* x, int64_t n, float cap);             // x = cap * tanh(x / cap)
+
+// Copies one row of an embedding matrix (any supported type) as floats.
+void embed_row(const Weight& emb, int32_t token, float* out);
+
+}  // namespace loom::ops

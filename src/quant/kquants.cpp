@@ -1,0 +1,369 @@
+// K-quants (super-blocks of 256): Q4_K, Q6_K and the Q8_K activation format.
+// Block layouts, scale packing and dot products follow ggml's reference code.
+#include <cmath>
+#include <cstring>
+
+#include "quant/formats.h"
+#include "quant/ref.h"
+
+namespace loom::quant::ref {
+namespace {
+
+constexpr float kGroupMaxEps = 1e-15f;
+
+inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Asymmetric quantization of n values to 0..nmax with a scale and a min
+// (x ~ scale * L - the_min), searching a few scales for the least weighted
+// squared error (ggml's make_qkx2_quants, squared-error flavour).
+float make_qkx2_quants(int n, int nmax, const float* x, const float* w, uint8_t* L,
+                       float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0];
+    float sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        *the_min = -min;
+        return 0.0f;
+    }
+    float iscale = nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; ++i) {
+        L[i] = static_cast<uint8_t>(clampi(nearest_int(iscale * (x[i] - min)), 0, nmax));
+        const float diff = scale * L[i] + min - x[i];
+        best_error += w[i] * diff * diff;
+    }
+    for (int is = 0; is <= nstep; ++is) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = clampi(nearest_int(iscale * (x[i] - min)), 0, nmax);
+            Laux[i] = static_cast<uint8_t>(l);
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        const float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; ++i) {
+                const float diff = this_scale * Laux[i] + this_min - x[i];
+                cur_error += w[i] * diff * diff;
+            }
+            if (cur_error < best_error) {
+                for (int i = 0; i < n; ++i) L[i] = Laux[i];
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+// Symmetric quantization of n values to -nmax..nmax-1 (stored in L as signed),
+// weights x^2, trying scales around nmax/max (ggml's make_qx_quants, rmse_type 1).
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < kGroupMaxEps) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        return 0.0f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = static_cast<int8_t>(l);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; ++i)
+                L[i] = static_cast<int8_t>(clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ helpers
+void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = static_cast<uint8_t>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+        *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+void set_scale_min_k4(int j, uint8_t* q, uint8_t sc, uint8_t m) {
+    sc &= 63;
+    m &= 63;
+    if (j < 4) {
+        q[j] = static_cast<uint8_t>((q[j] & 0xc0) | sc);
+        q[j + 4] = static_cast<uint8_t>((q[j + 4] & 0xc0) | m);
+    } else {
+        q[j + 4] = static_cast<uint8_t>((sc & 0x0f) | ((m & 0x0f) << 4));
+        q[j - 4] = static_cast<uint8_t>((q[j - 4] & 0x3f) | ((sc >> 4) << 6));
+        q[j] = static_cast<uint8_t>((q[j] & 0x3f) | ((m >> 4) << 6));
+    }
+}
+
+// Q4_K: sub-block j (32 elements) = e / 32; the 64-element pair p = j / 2 uses
+// bytes qs[32p .. 32p+31], low nibbles for the even sub-block, high for the odd.
+int q4_K_code(const BlockQ4_K& b, int e) {
+    const int j = e / 32, l = e % 32;
+    const uint8_t byte = b.qs[32 * (j / 2) + l];
+    return (j & 1) ? (byte >> 4) : (byte & 0x0f);
+}
+
+// Q6_K: half h = e / 128; within it quarter k = (e % 128) / 32 and lane l = e % 32.
+// Low 4 bits: ql[64h + 32(k&1) + l], low nibble for k < 2, high for k >= 2;
+// high 2 bits: qh[32h + l] >> 2k. Stored offset by 32.
+int q6_K_code(const BlockQ6_K& b, int e) {
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    const uint8_t lo_byte = b.ql[64 * h + 32 * (k & 1) + l];
+    const int lo = k < 2 ? (lo_byte & 0x0f) : (lo_byte >> 4);
+    const int hi = (b.qh[32 * h + l] >> (2 * k)) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+// ------------------------------------------------------------------ Q8_K
+void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < QK_K; ++j) {
+            const float ax = std::fabs(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0.0f) {
+            y[i].d = 0.0f;
+            std::memset(y[i].qs, 0, sizeof y[i].qs);
+            std::memset(y[i].bsums, 0, sizeof y[i].bsums);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < QK_K; ++j) {
+            const int v = nearest_int(iscale * x[j]);
+            y[i].qs[j] = static_cast<int8_t>(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < QK_K / 16; ++j) {
+            int sum = 0;
+            for (int l = 0; l < 16; ++l) sum += y[i].qs[16 * j + l];
+            y[i].bsums[j] = static_cast<int16_t>(sum);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+void dequantize_row_q8_K(const BlockQ8_K* x, float* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; ++i, y += QK_K)
+        for (int j = 0; j < QK_K; ++j) y[j] = x[i].d * static_cast<float>(x[i].qs[j]);
+}
+
+float vec_dot_q8_K_q8_K(const BlockQ8_K* w, const BlockQ8_K* a, int64_t n) {
+    const int64_t nb = n / QK_K;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; ++i) {
+        int32_t sumi = 0;
+        for (int j = 0; j < QK_K; ++j) sumi += w[i].qs[j] * a[i].qs[j];
+        sumf += (w[i].d * a[i].d) * static_cast<float>(sumi);
+    }
+    return sumf;
+}
+
+// ------------------------------------------------------------------ Q4_K
+void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    uint8_t L[QK_K];
+    uint8_t Laux[32];
+    float weights[32];
+    float mins[QK_K / 32];
+    float scales[QK_K / 32];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < QK_K / 32; ++j) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            const float av_x = std::sqrt(sum_x2 / 32);
+            for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+            scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                         -1.f, 0.1f, 20);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+        const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        std::memset(y[i].scales, 0, sizeof y[i].scales);
+        for (int j = 0; j < QK_K / 32; ++j) {
+            const int ls = clampi(nearest_int(inv_scale * scales[j]), 0, 63);
+            const int lm = clampi(nearest_int(inv_min * mins[j]), 0, 63);
+            set_scale_min_k4(j, y[i].scales, static_cast<uint8_t>(ls), static_cast<uint8_t>(lm));
+        }
+        y[i].d = f32_to_fp16(max_scale / 63.f);
+        y[i].dmin = f32_to_fp16(max_min / 63.f);
+
+        // Requantize against the scales actually stored.
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, y[i].scales, &sc, &m);
+            const float d = fp16_to_f32(y[i].d) * sc;
+            if (d == 0.0f) continue;
+            const float dm = fp16_to_f32(y[i].dmin) * m;
+            for (int l = 0; l < 32; ++l)
+                L[32 * j + l] = static_cast<uint8_t>(clampi(nearest_int((x[32 * j + l] + dm) / d), 0, 15));
+        }
+        for (int p = 0; p < QK_K / 64; ++p)
+            for (int l = 0; l < 32; ++l)
+                y[i].qs[32 * p + l] = static_cast<uint8_t>(L[64 * p + l] | (L[64 * p + 32 + l] << 4));
+    }
+}
+
+void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; ++i, y += QK_K) {
+        const float d = fp16_to_f32(x[i].d);
+        const float min = fp16_to_f32(x[i].dmin);
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, x[i].scales, &sc, &m);
+            const float d1 = d * sc;
+            const float m1 = min * m;
+            for (int l = 0; l < 32; ++l)
+                y[32 * j + l] = d1 * static_cast<float>(q4_K_code(x[i], 32 * j + l)) - m1;
+        }
+    }
+}
+
+float vec_dot_q4_K_q8_K(const BlockQ4_K* w, const BlockQ8_K* a, int64_t n) {
+    const int64_t nb = n / QK_K;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; ++i) {
+        int32_t isum = 0;  // sum_j sc_j * <q4, q8> over sub-block j
+        int32_t msum = 0;  // sum_j m_j * (sum of q8 in sub-block j), from bsums
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, w[i].scales, &sc, &m);
+            int32_t dot = 0;
+            for (int l = 0; l < 32; ++l) dot += q4_K_code(w[i], 32 * j + l) * a[i].qs[32 * j + l];
+            isum += sc * dot;
+            msum += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        }
+        const float d = fp16_to_f32(w[i].d) * a[i].d;
+        const float dmin = fp16_to_f32(w[i].dmin) * a[i].d;
+        sumf += d * static_cast<float>(isum) - dmin * static_cast<float>(msum);
+    }
+    return sumf;
+}
+
+// ------------------------------------------------------------------ Q6_K
+void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        float max_scale = 0, max_abs_scale = 0;
+        for (int ib = 0; ib < QK_K / 16; ++ib) {
+            scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+            if (std::fabs(scales[ib]) > max_abs_scale) {
+                max_abs_scale = std::fabs(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        std::memset(&y[i], 0, sizeof(BlockQ6_K));
+        if (max_abs_scale < kGroupMaxEps) continue;  // all zero: d = 0
+
+        const float iscale = -128.f / max_scale;
+        y[i].d = f32_to_fp16(1 / iscale);
+        for (int ib = 0; ib < QK_K / 16; ++ib)
+            y[i].scales[ib] = static_cast<int8_t>(clampi(nearest_int(iscale * scales[ib]), -128, 127));
+
+        // Requantize against the scales actually stored; codes kept as 0..63.
+        for (int j = 0; j < QK_K / 16; ++j) {
+            const float d = fp16_to_f32(y[i].d) * y[i].scales[j];
+            if (d == 0.0f) {
+                for (int l = 0; l < 16; ++l) L[16 * j + l] = 32;
+                continue;
+            }
+            for (int l = 0; l < 16; ++l)
+                L[16 * j + l] = static_cast<int8_t>(clampi(nearest_int(x[16 * j + l] / d), -32, 31) + 32);
+        }
+        for (int e = 0; e < QK_K; ++e) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            const int q = L[e];
+            uint8_t& lo = y[i].ql[64 * h + 32 * (k & 1) + l];
+            lo = static_cast<uint8_t>(lo | (k < 2 ? (q & 0x0f) : ((q & 0x0f) << 4)));
+            y[i].qh[32 * h + l] = static_cast<uint8_t>(y[i].qh[32 * h + l] | ((q >> 4) << (2 * k)));
+        }
+    }
+}
+
+void dequantize_row_q6_K(const BlockQ6_K* x, float* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; ++i, y += QK_K) {
+        const float d = fp16_to_f32(x[i].d);
+        for (int e = 0; e < QK_K; ++e)
+            y[e] = d * static_cast<float>(x[i].scales[e / 16]) * static_cast<float>(q6_K_code(x[i], e));
+    }
+}
+
+float vec_dot_q6_K_q8_K(const BlockQ6_K* w, const BlockQ8_K* a, int64_t n) {
+    const int64_t nb = n / QK_K;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; ++i) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            int32_t dot = 0;
+            for (int l = 0; l < 16; ++l) dot += q6_K_code(w[i], 16 * j + l) * a[i].qs[16 * j + l];
+            isum += w[i].scales[j] * dot;
+        }
+        const float d = fp16_to_f32(w[i].d) * a[i].d;
+        sumf += d * static_cast<float>(isum);
+    }
+    return sumf;
+}
+
+}  // namespace loom::quant::ref

@@ -1,0 +1,63 @@
+// Batch-first decoding: one call evaluates tokens of many sequences at once,
+// each sequence with its own cells in the shared KV cache.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+#include "util/threadpool.h"
+
+namespace loom {
+
+struct BatchToken {
+    int32_t token;
+    int32_t pos;
+    int32_t seq;
+    bool logits = false;
+};
+
+struct ContextParams {
+    int n_ctx = 4096;     // KV cells shared by all sequences
+    int n_threads = 0;    // 0 = all cores
+    int n_seq_max = 256;  // sequence ids must be < this
+};
+
+class Context {
+public:
+    Context(const Model& model, const ContextParams& params);
+
+    // Evaluates the batch. Tokens of one sequence must come in increasing
+    // position order after the positions already cached for it. Validates the
+    // whole batch before changing anything: bad ids and a full context throw
+    // (std::invalid_argument / ContextFull) and leave the cache as it was.
+    void decode(std::span<const BatchToken> batch);
+
+    // Logits of the i-th token that asked for them in the last batch.
+    std::span<const float> logits(int i) const;
+    int n_outputs() const { return n_outputs_; }
+    int n_vocab() const { return model_.hparams().n_vocab; }
+
+    void remove_seq(int32_t seq) { kv_.remove_seq(seq); }
+    void clear() { kv_.clear(); }
+    int32_t seq_pos_max(int32_t seq) const { return kv_.seq_pos_max(seq); }
+    const KvCache& kv() const { return kv_; }
+    const Model& model() const { return model_; }
+    ThreadPool& pool() { return pool_; }
+    int n_ctx() const { return kv_.n_cells(); }
+
+    // Convenience: a whole prompt for one sequence (logits of the last token).
+    std::span<const float> eval_prompt(int32_t seq, std::span<const int32_t> tokens);
+
+private:
+    const Model& model_;
+    ContextParams params_;
+    KvCache kv_;
+    ThreadPool pool_;
+    std::vector<float> logits_;
+    int n_outputs_ = 0;
+};
+
+}  // namespace loom

@@ -1,0 +1,89 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+namespace loom {
+
+int32_t argmax(std::span<const float> logits) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
+
+void Sampler::reset() {
+    rng_.seed(p_.seed);
+    recent_.clear();
+}
+
+void Sampler::accept(int32_t token) {
+    if (p_.repeat_last_n <= 0) return;
+    recent_.push_back(token);
+    while (static_cast<int>(recent_.size()) > p_.repeat_last_n) recent_.pop_front();
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+    cand_.resize(logits.size());
+    for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {logits[i], static_cast<int32_t>(i)};
+    // Repetition penalty (as in CTRL): divide positive logits, multiply negative ones.
+    if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
+        std::unordered_set<int32_t> seen(recent_.begin(), recent_.end());
+        for (int32_t t : seen) {
+            if (t < 0 || static_cast<size_t>(t) >= cand_.size()) continue;
+            float& l = cand_[t].first;
+            l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+        }
+    }
+    int32_t chosen;
+    auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+    if (p_.temperature <= 0.0f) {
+        chosen = std::min_element(cand_.begin(), cand_.end(), by_logit)->second;
+    } else {
+        size_t n = cand_.size();
+        if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < n) {
+            std::partial_sort(cand_.begin(), cand_.begin() + p_.top_k, cand_.end(), by_logit);
+            n = p_.top_k;
+        } else {
+            std::sort(cand_.begin(), cand_.end(), by_logit);
+        }
+        // Softmax with temperature over the n best.
+        const float mx = cand_[0].first;
+        std::vector<double> prob(n);
+        double sum = 0;
+        for (size_t i = 0; i < n; ++i) sum += prob[i] = std::exp((cand_[i].first - mx) / p_.temperature);
+        for (auto& q : prob) q /= sum;
+        // min-p: drop tokens below min_p * best probability.
+        if (p_.min_p > 0.0f) {
+            size_t keep = 1;
+            while (keep < n && prob[keep] >= p_.min_p * prob[0]) ++keep;
+            n = keep;
+        }
+        // top-p: smallest prefix whose mass reaches top_p.
+        if (p_.top_p < 1.0f) {
+            double cum = 0;
+            size_t keep = 0;
+            while (keep < n) {
+                cum += prob[keep++];
+                if (cum >= p_.top_p) break;
+            }
+            n = std::max<size_t>(1, keep);
+        }
+        double total = 0;
+        for (size_t i = 0; i < n; ++i) total += prob[i];
+        std::uniform_real_distribution<double> dist(0.0, total);
+        double r = dist(rng_), acc = 0;
+        chosen = cand_[n - 1].second;
+        for (size_t i = 0; i < n; ++i) {
+            acc += prob[i];
+            if (r < acc) {
+                chosen = cand_[i].second;
+                break;
+            }
+        }
+    }
+    accept(chosen);
+    return chosen;
+}
+
+}  // namespace loom

@@ -1,0 +1,160 @@
+// Internal state of loom::Tokenizer shared by vocab.cpp, bpe.cpp, spm.cpp, special.cpp
+// and detok.cpp. Not part of the public API.
+#pragma once
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace loom::tok {
+
+// Per-token flags beyond the GGUF type (llama.cpp's LSTRIP / RSTRIP attributes).
+enum : uint8_t { kAttrLstrip = 1, kAttrRstrip = 2 };
+
+struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept;
+};
+using TextMap = std::unordered_map<std::string_view, int32_t, SvHash, std::equal_to<>>;
+
+// PCRE2 pattern (UTF + UCP, JIT when available) used as a pre-tokenizer: split() reports
+// every match and every unmatched gap between matches, in order.
+class Regex {
+public:
+    explicit Regex(const std::string& pattern);
+    ~Regex();
+    Regex(const Regex&) = delete;
+    Regex& operator=(const Regex&) = delete;
+    // fn(offset, length) for each piece of `text` (which must be valid UTF-8).
+    void split(std::string_view text, const std::function<void(size_t, size_t)>& fn) const;
+    bool jit() const { return jit_; }
+
+private:
+    pcre2_code* code_ = nullptr;
+    bool jit_ = false;
+};
+
+// Open-addressing map (left id, right id) -> (rank, merged id) for BPE merges.
+class MergeMap {
+public:
+    struct Entry {
+        uint64_t key = ~0ull;
+        int32_t rank = 0;
+        int32_t result = 0;
+    };
+    void reserve(size_t n);
+    // Keeps the first insertion of a key (lowest rank), as the reference does.
+    void insert(int32_t left, int32_t right, int32_t rank, int32_t result);
+    const Entry* find(int32_t left, int32_t right) const {
+        if (slots_.empty()) return nullptr;
+        const uint64_t key = pack(left, right);
+        size_t i = hash(key) & mask_;
+        while (true) {
+            const Entry& e = slots_[i];
+            if (e.key == key) return &e;
+            if (e.key == ~0ull) return nullptr;
+            i = (i + 1) & mask_;
+        }
+    }
+    size_t size() const { return size_; }
+
+private:
+    static uint64_t pack(int32_t l, int32_t r) {
+        return (static_cast<uint64_t>(static_cast<uint32_t>(l)) << 32) | static_cast<uint32_t>(r);
+    }
+    static size_t hash(uint64_t k) {
+        k ^= k >> 33;
+        k *= 0xff51afd7ed558ccdull;
+        k ^= k >> 33;
+        return static_cast<size_t>(k);
+    }
+    std::vector<Entry> slots_;
+    size_t mask_ = 0;
+    size_t size_ = 0;
+};
+
+// Words already tokenized (BPE), bounded; guarded by Impl::cache_mu.
+struct WordCache {
+    std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, SvHash, std::equal_to<>> map;
+    std::vector<int32_t> ids;
+    static constexpr size_t kMaxWords = 1 << 16;
+    void clear() { map.clear(); ids.clear(); }
+};
+
+}  // namespace loom::tok
+
+namespace loom {
+
+struct Tokenizer::Impl {
+    enum class Algo { Bpe, Spm };
+    Algo algo = Algo::Bpe;
+    std::string model, pre;
+
+    // vocabulary
+    std::vector<std::string> text;
+    std::vector<float> score;
+    std::vector<TokenType> type;
+    std::vector<uint8_t> attr;
+    tok::TextMap all_text;  // every token (find_token)
+
+    // special ids (-1 when absent) and flags
+    int32_t bos = -1, eos = -1, eot = -1, eom = -1, pad = -1, unk = -1;
+    bool add_bos = false, add_eos = false, add_space_prefix = false;
+    bool user_defined_always = true;
+    std::vector<int32_t> eog;
+    std::vector<uint8_t> eog_flag;
+    // control / unknown / user-defined tokens, longest text first (then lowest id)
+    std::vector<int32_t> special_sorted;
+    // token_to_piece(id, render_special = true), precomputed
+    std::vector<std::string> piece;
+
+    // byte-level BPE
+    std::unique_ptr<tok::Regex> regex;
+    bool ignore_merges = false;
+    std::vector<std::string> raw;  // raw bytes of each id; ids >= n_vocab are merge-only symbols
+    tok::TextMap raw_to_id;        // raw bytes -> id (tokens that may come out of plain text)
+    std::array<int32_t, 256> byte_id{};  // single-byte symbols
+    tok::MergeMap merges;
+    mutable std::mutex cache_mu;
+    mutable tok::WordCache cache;
+
+    // SentencePiece
+    tok::TextMap spm_map;  // token text -> id (tokens that may come out of plain text)
+    std::array<int32_t, 256> spm_byte{};  // <0xXX> tokens
+
+    int32_t n_vocab() const { return static_cast<int32_t>(text.size()); }
+    bool valid(int32_t id) const { return id >= 0 && id < n_vocab(); }
+    bool is_control_like(int32_t id) const {
+        return type[id] == TokenType::Control || type[id] == TokenType::Unknown;
+    }
+
+    void load_bpe(const gguf::File& f);
+    void load_spm();
+    void finish_load(const gguf::File& f);
+
+    // One raw-text fragment (valid UTF-8, no special tokens left in it).
+    void bpe_fragment(std::string_view text, std::vector<int32_t>& out) const;
+    void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
+    void spm_fragment(std::string_view text, std::vector<int32_t>& out) const;
+
+    struct Fragment {
+        int32_t token;  // -1: raw text [off, off + len)
+        size_t off, len;
+    };
+    std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
+    std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const;
+
+    std::string make_piece(int32_t id) const;
+};
+
+}  // namespace loom

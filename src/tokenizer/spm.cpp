@@ -1,0 +1,85 @@
+// SentencePiece BPE (Llama 2, Phi-3, Gemma): characters merge pairwise, the pair whose
+// merged text is the highest-scoring vocabulary piece first (leftmost on ties); pieces
+// that end up outside the vocabulary fall back to <0xXX> byte tokens.
+#include <algorithm>
+
+#include "tokenizer/impl.h"
+#include "tokenizer/unicode.h"
+
+namespace loom {
+
+namespace {
+
+struct SpmSym {
+    uint32_t start;
+    uint32_t n;  // bytes; 0 once merged into the left neighbour
+    int32_t prev;
+    int32_t next;
+};
+
+struct Bigram {
+    float score;
+    int32_t left;
+    int32_t right;
+    uint32_t size;
+};
+
+// max-heap on score, then min on left
+struct BigramLess {
+    bool operator()(const Bigram& a, const Bigram& b) const {
+        return a.score < b.score || (a.score == b.score && a.left > b.left);
+    }
+};
+
+}  // namespace
+
+void Tokenizer::Impl::spm_fragment(std::string_view text, std::vector<int32_t>& out) const {
+    const size_t n = text.size();
+    if (n == 0) return;
+    thread_local std::vector<SpmSym> sym;
+    thread_local std::vector<Bigram> heap;
+    sym.clear();
+    heap.clear();
+    for (size_t off = 0; off < n;) {
+        const size_t len = std::min(tok::utf8_len(static_cast<uint8_t>(text[off])), n - off);
+        const auto idx = static_cast<int32_t>(sym.size());
+        sym.push_back(SpmSym{static_cast<uint32_t>(off), static_cast<uint32_t>(len), idx - 1,
+                             off + len == n ? -1 : idx + 1});
+        off += len;
+    }
+    auto try_add = [&](int32_t l, int32_t r) {
+        if (l < 0 || r < 0) return;
+        const uint32_t size = sym[l].n + sym[r].n;
+        auto it = spm_map.find(text.substr(sym[l].start, size));
+        if (it == spm_map.end()) return;
+        heap.push_back(Bigram{score[it->second], l, r, size});
+        std::push_heap(heap.begin(), heap.end(), BigramLess{});
+    };
+    for (int32_t i = 1; i < static_cast<int32_t>(sym.size()); ++i) try_add(i - 1, i);
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), BigramLess{});
+        const Bigram bg = heap.back();
+        heap.pop_back();
+        SpmSym& L = sym[bg.left];
+        SpmSym& R = sym[bg.right];
+        if (L.n == 0 || R.n == 0 || L.n + R.n != bg.size) continue;  // stale
+        L.n += R.n;
+        R.n = 0;
+        L.next = R.next;
+        if (R.next >= 0) sym[R.next].prev = bg.left;
+        try_add(L.prev, bg.left);
+        try_add(bg.left, L.next);
+    }
+    for (int32_t i = 0; i >= 0; i = sym[i].next) {
+        const std::string_view piece = text.substr(sym[i].start, sym[i].n);
+        auto it = spm_map.find(piece);
+        if (it != spm_map.end()) {
+            out.push_back(it->second);
+            continue;
+        }
+        for (unsigned char c : piece)
+            if (spm_byte[c] >= 0) out.push_back(spm_byte[c]);
+    }
+}
+
+}  // namespace loom

@@ -1,0 +1,92 @@
+#include "util/threadpool.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LOOM_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define LOOM_PAUSE() asm volatile("yield" ::: "memory")
+#else
+#define LOOM_PAUSE() ((void)0)
+#endif
+
+namespace loom {
+
+namespace {
+constexpr int kSpinIters = 20000;  // ~ tens of microseconds before sleeping
+}
+
+int default_threads() {
+    unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : static_cast<int>(n);
+}
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_.store(true);
+        generation_.fetch_add(1);
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+}
+
+void ThreadPool::worker(int ith) {
+    uint64_t seen = 0;
+    for (;;) {
+        // Wait for a new generation: spin first, then sleep.
+        int spins = 0;
+        while (generation_.load(std::memory_order_acquire) == seen) {
+            if (++spins < kSpinIters) {
+                LOOM_PAUSE();
+                continue;
+            }
+            std::unique_lock<std::mutex> lk(mu_);
+            sleepers_.fetch_add(1);
+            cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+            sleepers_.fetch_sub(1);
+            break;
+        }
+        seen = generation_.load(std::memory_order_acquire);
+        if (stop_.load()) return;
+        (*job_)(ith, n_threads_);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+    if (n_threads_ == 1) {
+        fn(0, 1);
+        return;
+    }
+    job_ = &fn;
+    pending_.store(n_threads_ - 1, std::memory_order_release);
+    {
+        // Publish under the lock so a worker about to sleep cannot miss it.
+        std::lock_guard<std::mutex> lk(mu_);
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    if (sleepers_.load() > 0) cv_.notify_all();
+    fn(0, n_threads_);
+    while (pending_.load(std::memory_order_acquire) != 0) LOOM_PAUSE();
+    job_ = nullptr;
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                              int64_t grain) {
+    if (n <= 0) return;
+    grain = std::max<int64_t>(1, grain);
+    const int64_t n_chunks = (n + grain - 1) / grain;
+    run([&](int ith, int nth) {
+        const int64_t c0 = n_chunks * ith / nth, c1 = n_chunks * (ith + 1) / nth;
+        const int64_t b = std::min(n, c0 * grain), e = std::min(n, c1 * grain);
+        if (b < e) fn(b, e, ith);
+    });
+}
+
+}  // namespace loom

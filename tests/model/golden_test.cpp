@@ -1,0 +1,126 @@
+// Golden tests: last-position logits and greedy continuations of the models in
+// ../shared/models against what the reference engine computed (../shared/golden).
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model.h"
+#include "runtime/context.h"
+#include "runtime/sampler.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace loom;
+
+namespace {
+
+std::vector<float> read_f32(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    f.seekg(0, std::ios::end);
+    std::vector<float> v(static_cast<size_t>(f.tellg()) / 4);
+    f.seekg(0);
+    f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+    return v;
+}
+
+double cosine(std::span<const float> a, std::span<const float> b) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        ab += double(a[i]) * b[i];
+        aa += double(a[i]) * a[i];
+        bb += double(b[i]) * b[i];
+    }
+    return ab / std::sqrt(aa * bb);
+}
+
+// Top-1 id and the margin between top-1 and top-2.
+std::pair<int, float> top1(std::span<const float> v) {
+    int best = 0;
+    for (size_t i = 1; i < v.size(); ++i)
+        if (v[i] > v[best]) best = static_cast<int>(i);
+    float second = -INFINITY;
+    for (size_t i = 0; i < v.size(); ++i)
+        if (static_cast<int>(i) != best) second = std::max(second, v[i]);
+    return {best, v[best] - second};
+}
+
+std::vector<std::string> golden_models() {
+    std::vector<std::string> out;
+    const fs::path dir = test::shared_dir() / "golden";
+    if (!fs::exists(dir)) return {"(none)"};
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".json") out.push_back(e.path().stem().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool is_4bit(const std::string& name) { return name.find("q4_") != std::string::npos; }
+
+class Golden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Golden, LogitsAndGreedyMatchReference) {
+    LOOM_REQUIRE_SHARED();
+    const std::string name = GetParam();
+    nlohmann::json g;
+    std::ifstream(test::shared_dir() / "golden" / (name + ".json")) >> g;
+    const fs::path model_path = test::shared_dir() / g["model"].get<std::string>();
+    auto file = gguf::File::open(model_path.string());
+    const std::string arch = file->get_string("general.architecture");
+    bool known = false;
+    for (const auto& a : architectures()) known |= arch == a.name;
+    if (!known) GTEST_SKIP() << "architecture '" << arch << "' not implemented yet";
+    file.reset();
+
+    auto model = Model::load(model_path.string());
+    const double min_cos = is_4bit(name) ? 0.999 : 0.9999;
+    int greedy_ok = 0, n_cases = 0;
+    for (const auto& c : g["cases"]) {
+        const auto tokens = c["tokens"].get<std::vector<int32_t>>();
+        const auto ref = read_f32(test::shared_dir() / "golden" / c["logits_file"].get<std::string>());
+        ContextParams cp;
+        cp.n_ctx = static_cast<int>(tokens.size()) + 32;
+        cp.n_threads = 2;
+        Context ctx(*model, cp);
+        auto logits = ctx.eval_prompt(0, tokens);
+        ASSERT_EQ(logits.size(), ref.size());
+        const double cs = cosine(logits, ref);
+        EXPECT_GE(cs, min_cos) << name << " case " << n_cases << " (" << tokens.size() << " tokens)";
+        const auto [ref_top, ref_margin] = top1(ref);
+        const int our_top = top1(logits).first;
+        if (ref_margin > 0.05f) {
+            EXPECT_EQ(our_top, ref_top) << name << " case " << n_cases;
+        }
+
+        // Greedy continuation: 8 tokens, one at a time.
+        const auto greedy = c["greedy"].get<std::vector<int32_t>>();
+        std::vector<int32_t> got;
+        int32_t pos = static_cast<int32_t>(tokens.size());
+        for (int i = 0; i < 8; ++i) {
+            const int32_t next = argmax(logits);
+            got.push_back(next);
+            BatchToken b{next, pos++, 0, true};
+            ctx.decode({&b, 1});
+            logits = ctx.logits(0);
+        }
+        const bool same = std::equal(got.begin(), got.end(), greedy.begin());
+        greedy_ok += same;
+        std::printf("[ golden ] %s case %d: cosine %.6f, top1 %s (ref margin %.3f), greedy %s\n", name.c_str(),
+                    n_cases, cs, our_top == ref_top ? "equal" : "differs", ref_margin, same ? "match" : "parted");
+        ++n_cases;
+    }
+    EXPECT_GE(greedy_ok, std::min(3, n_cases)) << name << ": greedy continuations matched for " << greedy_ok << " of "
+                                               << n_cases << " prompts";
+}
+
+INSTANTIATE_TEST_SUITE_P(Shared, Golden, ::testing::ValuesIn(golden_models()),
+                         [](const auto& info) {
+                             std::string s = info.param;
+                             for (auto& ch : s)
+                                 if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                             return s;
+                         });
+
+}  // namespace
