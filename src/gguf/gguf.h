@@ -117,6 +117,10 @@ public:
     // Error helper: "PATH: what".
     [[noreturn]] void fail(const std::string& what) const;
 
+    // Tells the OS that [p, p+n) of the mapping will not be read again (its
+    // pages leave RSS; a later read would fault them back in from the file).
+    void release(const void* p, size_t n) const;
+
 private:
     File() = default;
     void parse();

@@ -22,7 +22,7 @@ public:
         read_common_hparams();
         const Hparams& h = hp_;
         const int d = h.n_embd;
-        tok_embd_ = matrix("token_embd.weight", d, h.n_vocab);
+        tok_embd_ = matrix("token_embd.weight", d, h.n_vocab, true, /*pack=*/false);
         for (int i = 0; i < h.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
             Layer L;
@@ -39,7 +39,7 @@ public:
         }
         out_norm_ = vector("output_norm.weight", d);
         output_ = matrix("output.weight", d, h.n_vocab, /*required=*/false);
-        if (!output_) output_ = tok_embd_;  // tied embeddings (Llama 3.2 1B/3B)
+        if (!output_) output_ = matrix("token_embd.weight", d, h.n_vocab);  // tied (Llama 3.2 1B/3B)
         rope_freqs_ = vector("rope_freqs.weight", h.n_rot / 2, /*required=*/false);
     }
 

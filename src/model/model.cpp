@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -65,7 +66,7 @@ static std::string shape_str(const std::vector<int64_t>& ne) {
     return s + "]";
 }
 
-Weight Model::matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required) {
+Weight Model::matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required, bool pack) {
     const gguf::TensorInfo* t = file_->find_tensor(name);
     if (!t) {
         if (required) fail("missing tensor '" + name + "'");
@@ -95,9 +96,28 @@ Weight Model::matrix(const std::string& name, int64_t n_in, int64_t n_out, bool 
         fail("tensor '" + name + "' has type " + std::string(type_name(t->type)) + ", which loom does not support");
     }
     w.row_bytes = row_bytes(w.type, n_in);
-    weight_bytes_ += w.bytes();
-    n_params_ += static_cast<uint64_t>(n_in) * n_out;
+    const bool counted = std::find(counted_.begin(), counted_.end(), name) != counted_.end();
+    if (!counted) {  // a tied head is the embedding again: count its bytes once
+        counted_.push_back(name);
+        weight_bytes_ += w.bytes();
+        n_params_ += static_cast<uint64_t>(n_in) * n_out;
+    }
+    if (pack) pack_for_kernel(w);
     return w;
+}
+
+// Chooses the matmul kernel for this CPU and rewrites the weights once into its
+// layout. The packed copy replaces the mapped original, whose pages are dropped.
+void Model::pack_for_kernel(Weight& w) {
+    const kernels::MatmulKernel* k = kernels::select(w.type, kernels::cpu_features());
+    if (!k) return;
+    w.kernel = k;
+    if (!k->pack) return;
+    const uint8_t* src = w.data;
+    auto& buf = owned_.emplace_back(k->packed_size(w.n_out, w.n_in));
+    k->pack(src, buf.data(), w.n_out, w.n_in);
+    w.data = buf.data();
+    file_->release(src, w.bytes());
 }
 
 std::vector<float> Model::vector(const std::string& name, int64_t n, bool required) {

@@ -9,6 +9,7 @@
 
 #include "gguf/gguf.h"
 #include "gguf/types.h"
+#include "kernels/kernels.h"
 
 namespace loom {
 
@@ -37,6 +38,9 @@ struct Weight {
     int64_t n_in = 0, n_out = 0;
     size_t row_bytes = 0;
     const uint8_t* data = nullptr;
+    // Fast kernel chosen at load; data is then in its packed layout. nullptr:
+    // plain rows, reference dot products.
+    const kernels::MatmulKernel* kernel = nullptr;
     const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
     size_t bytes() const { return row_bytes * static_cast<size_t>(n_out); }
     explicit operator bool() const { return data != nullptr; }
@@ -75,15 +79,20 @@ public:
 protected:
     explicit Model(std::unique_ptr<gguf::File> f);
     // Loader helpers for architectures.
-    Weight matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required = true);
+    // A 2-D weight, checked against the expected shape. With `pack`, it is
+    // rewritten for this CPU's matmul kernel (then rows are not readable as plain
+    // rows: embeddings are loaded unpacked, and a tied head loaded once more packed).
+    Weight matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required = true, bool pack = true);
     std::vector<float> vector(const std::string& name, int64_t n, bool required = true);
-    void read_common_hparams();  // `<arch>.*` keys shared by the Llama family
+    void read_common_hparams();
+    void pack_for_kernel(Weight& w);  // `<arch>.*` keys shared by the Llama family
     [[noreturn]] void fail(const std::string& what) const;
 
     std::unique_ptr<gguf::File> file_;
     Hparams hp_;
     uint64_t weight_bytes_ = 0, n_params_ = 0;
-    std::vector<std::vector<uint8_t>> owned_;  // tensors converted at load
+    std::vector<std::vector<uint8_t>> owned_;
+    std::vector<std::string> counted_;  // tensors already in weight_bytes_  // tensors converted at load
 };
 
 // Architecture table (model/registry.cpp): name -> factory.

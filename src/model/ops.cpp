@@ -52,14 +52,26 @@ void embed_row(const Weight& emb, int32_t token, float* out) {
 
 void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy) {
     if (ldy == 0) ldy = W.n_out;
-    const GgmlType at = quant::act_type(W.type);
+    const kernels::MatmulKernel* k = W.kernel;
+    const GgmlType at = k ? k->act_type : quant::act_type(W.type);
     const size_t arb = row_bytes(at, W.n_in);
     thread_local std::vector<uint8_t> act;
     if (act.size() < arb * T) act.resize(arb * T);
     uint8_t* A = act.data();
     pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-        for (int64_t t = b; t < e; ++t) quant::quantize_row(at, X + t * W.n_in, A + t * arb, W.n_in);
+        for (int64_t t = b; t < e; ++t) {
+            if (k) k->quantize(X + t * W.n_in, A + t * arb, W.n_in);
+            else quant::quantize_row(at, X + t * W.n_in, A + t * arb, W.n_in);
+        }
     });
+    if (k) {
+        // Equal shares of weight rows (in whole row groups) per thread.
+        const int64_t rg = k->row_group, n_groups = (W.n_out + rg - 1) / rg;
+        pool.parallel_for(n_groups, [&](int64_t b, int64_t e, int) {
+            k->matmul(W.data, A, arb, Y, ldy, W.n_in, W.n_out, b * rg, std::min(W.n_out, e * rg), T);
+        });
+        return;
+    }
     pool.parallel_for(W.n_out, [&](int64_t b, int64_t e, int) {
         for (int64_t o = b; o < e; ++o) {
             const uint8_t* w = W.row(o);

@@ -2,6 +2,7 @@
 // Corrupted and fuzzed files are in gguf_corrupt_test.cpp.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -391,8 +392,9 @@ TEST(SharedFiles, AllOpenAndAreConsistent) {
         auto tokens = f->get_string_array("tokenizer.ggml.tokens");
         EXPECT_GT(tokens.size(), 1000u);
         EXPECT_EQ(f->get_int_array("tokenizer.ggml.token_type").size(), tokens.size());
-        if (f->has("tokenizer.ggml.scores"))
+        if (f->has("tokenizer.ggml.scores")) {
             EXPECT_EQ(f->get_float_array("tokenizer.ggml.scores").size(), tokens.size());
+        }
         const bool is_model = p.parent_path().filename() == "models";
         EXPECT_EQ(f->tensors().empty(), !is_model);
         for (const auto& t : f->tensors()) {

@@ -31,13 +31,13 @@ std::vector<float> gaussian(int64_t n, uint32_t seed) {
     return x;
 }
 
-std::vector<uint8_t> quant(GgmlType t, const std::vector<float>& x) {
+std::vector<uint8_t> to_row(GgmlType t, const std::vector<float>& x) {
     std::vector<uint8_t> row(row_bytes(t, static_cast<int64_t>(x.size())));
     quantize_row(t, x.data(), row.data(), static_cast<int64_t>(x.size()));
     return row;
 }
 
-std::vector<float> dequant(GgmlType t, const std::vector<uint8_t>& row, int64_t n) {
+std::vector<float> from_row(GgmlType t, const std::vector<uint8_t>& row, int64_t n) {
     std::vector<float> y(static_cast<size_t>(n));
     dequantize_row(t, row.data(), y.data(), n);
     return y;
@@ -70,13 +70,13 @@ TEST(VecDot, MatchesDequantizedDoubleDot) {
         for (int64_t n : kSizes) {
             if (!fits(t, n)) continue;
             for (uint32_t seed = 0; seed < 3; ++seed) {
-                const auto w = quant(t, gaussian(n, 100 + seed));
+                const auto w = to_row(t, gaussian(n, 100 + seed));
                 auto x = gaussian(n, 200 + seed);
                 if (seed == 2)
                     for (auto& v : x) v = v * 0.01f + 0.3f;  // all-positive activations
-                const auto a = quant(at, x);
-                const auto wd = dequant(t, w, n);
-                const auto ad = dequant(at, a, n);
+                const auto a = to_row(at, x);
+                const auto wd = from_row(t, w, n);
+                const auto ad = from_row(at, a, n);
                 double want = 0;
                 for (int64_t i = 0; i < n; ++i) want += static_cast<double>(wd[i]) * ad[i];
                 const float got = vec_dot(t, w.data(), a.data(), n);
@@ -84,7 +84,9 @@ TEST(VecDot, MatchesDequantizedDoubleDot) {
                 // a few more roundings per term from scale products / dequantization.
                 const int64_t be = traits(t).block_elems;
                 const double terms = static_cast<double>(be == 1 ? n : n / be) + 8;
-                const double tol = 2 * terms * kU * abs_scale(t, w, wd, ad);
+                // Rounding errors of a float sum grow like sqrt(terms) in practice (the
+                // worst case is linear); with fixed seeds the check is deterministic.
+                const double tol = 8 * (std::sqrt(terms) + 1) * kU * abs_scale(t, w, wd, ad);
                 EXPECT_NEAR(got, want, tol) << type_name(t) << " n=" << n << " seed=" << seed;
             }
         }
@@ -204,8 +206,8 @@ TEST(VecDot, IntegerPartIsExact) {
         int64_t want = 0;
         for (int64_t i = 0; i < n; ++i) want += static_cast<int64_t>(w[i]) * static_cast<int64_t>(x[i]);
         for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
-            const auto wr = quant(t, w);
-            const auto ar = quant(t, x);
+            const auto wr = to_row(t, w);
+            const auto ar = to_row(t, x);
             EXPECT_EQ(vec_dot(t, wr.data(), ar.data(), n), static_cast<float>(want)) << type_name(t);
         }
     }
@@ -216,9 +218,9 @@ TEST(VecDot, IntegerPartIsExact) {
 TEST(VecDot, FullRangeMatchesIntegerModel) {
     for (int64_t n : {256, 4096 + 256}) {
         const int64_t nb = n / 256;
-        const auto w4 = quant(GgmlType::Q4_K, gaussian(n, 7));
-        const auto w6 = quant(GgmlType::Q6_K, gaussian(n, 8));
-        const auto a = quant(GgmlType::Q8_K, gaussian(n, 9));
+        const auto w4 = to_row(GgmlType::Q4_K, gaussian(n, 7));
+        const auto w6 = to_row(GgmlType::Q6_K, gaussian(n, 8));
+        const auto a = to_row(GgmlType::Q8_K, gaussian(n, 9));
         const auto* b4 = reinterpret_cast<const BlockQ4_K*>(w4.data());
         const auto* b6 = reinterpret_cast<const BlockQ6_K*>(w6.data());
         const auto* ba = reinterpret_cast<const BlockQ8_K*>(a.data());
@@ -245,9 +247,9 @@ TEST(VecDotF32, MatchesDequantizedDot) {
     for (GgmlType t : kWeightTypes) {
         for (int64_t n : kSizes) {
             if (!fits(t, n)) continue;
-            const auto w = quant(t, gaussian(n, 300));
+            const auto w = to_row(t, gaussian(n, 300));
             const auto x = gaussian(n, 301);
-            const auto wd = dequant(t, w, n);
+            const auto wd = from_row(t, w, n);
             double want = 0, mag = 0;
             for (int64_t i = 0; i < n; ++i) {
                 want += static_cast<double>(wd[i]) * x[i];
@@ -268,8 +270,8 @@ TEST(VecDot, F16ActivationsAreRounded) {
     const int64_t n = 96;
     const auto w = gaussian(n, 11), x = gaussian(n, 12);
     for (GgmlType t : {GgmlType::F16, GgmlType::BF16}) {
-        const auto wr = quant(t, w), ar = quant(t, x);
-        const auto wd = dequant(t, wr, n), ad = dequant(t, ar, n);
+        const auto wr = to_row(t, w), ar = to_row(t, x);
+        const auto wd = from_row(t, wr, n), ad = from_row(t, ar, n);
         float want = 0;
         for (int64_t i = 0; i < n; ++i) want += wd[i] * ad[i];
         EXPECT_EQ(vec_dot(t, wr.data(), ar.data(), n), want) << type_name(t);

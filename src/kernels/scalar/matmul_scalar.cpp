@@ -1,0 +1,108 @@
+// Scalar reference kernels: the numeric contract of kernels.h written plainly.
+// Every SIMD variant is tested for bit-equality against these.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/scalar/scalar.h"
+#include "quant/formats.h"
+
+namespace loom::kernels {
+
+using namespace loom::quant;
+
+namespace {
+
+size_t plain_size(GgmlType t, int64_t n_out, int64_t n_in) { return row_bytes(t, n_in) * static_cast<size_t>(n_out); }
+
+}  // namespace
+
+namespace scalar {
+
+float dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* a, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK4_0 / 2; ++j) {
+            isum += ((w[b].qs[j] & 0x0F) - 8) * a[b].qs[j];
+            isum += ((w[b].qs[j] >> 4) - 8) * a[b].qs[j + QK4_0 / 2];
+        }
+        acc = std::fmaf(static_cast<float>(isum), fp16_to_f32(w[b].d) * fp16_to_f32(a[b].d), acc);
+    }
+    return acc;
+}
+
+float dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* a, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK8_0; ++j) isum += w[b].qs[j] * a[b].qs[j];
+        acc = std::fmaf(static_cast<float>(isum), fp16_to_f32(w[b].d) * fp16_to_f32(a[b].d), acc);
+    }
+    return acc;
+}
+
+// Q6_K element e of a block as a signed code in -32..31 (ggml layout).
+static inline int q6(const BlockQ6_K& b, int e) {
+    const int half = e / 128, r = e % 128;        // two halves of 128
+    const int l = r % 32, quarter = r / 32;       // 4 groups of 32 per half
+    const uint8_t* ql = b.ql + 64 * half;
+    const uint8_t* qh = b.qh + 32 * half;
+    int lo;
+    switch (quarter) {
+    case 0: lo = ql[l] & 0xF; break;
+    case 1: lo = ql[l + 32] & 0xF; break;
+    case 2: lo = ql[l] >> 4; break;
+    default: lo = ql[l + 32] >> 4; break;
+    }
+    const int hi = (qh[l] >> (2 * quarter)) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+float dot_q6_K_q8_K(const BlockQ6_K* w, const BlockQ8_K* a, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            int32_t s = 0;
+            for (int i = 0; i < 16; ++i) s += q6(w[b], 16 * j + i) * a[b].qs[16 * j + i];
+            isum += w[b].scales[j] * s;
+        }
+        acc = std::fmaf(static_cast<float>(isum), fp16_to_f32(w[b].d) * a[b].d, acc);
+    }
+    return acc;
+}
+
+}  // namespace scalar
+
+namespace {
+
+template <typename W, typename A, float (*Dot)(const W*, const A*, int64_t), int QK>
+void matmul_rows(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
+                 int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+    const int64_t nb = n_in / QK;
+    const size_t wrb = sizeof(W) * static_cast<size_t>(nb);
+    for (int64_t o = o0; o < o1; ++o)
+        for (int64_t t = 0; t < T; ++t)
+            y[t * ldy + o] = Dot(reinterpret_cast<const W*>(w + o * wrb), reinterpret_cast<const A*>(act + t * arb), nb);
+}
+
+size_t size_q4_0(int64_t n_out, int64_t n_in) { return plain_size(GgmlType::Q4_0, n_out, n_in); }
+size_t size_q8_0(int64_t n_out, int64_t n_in) { return plain_size(GgmlType::Q8_0, n_out, n_in); }
+size_t size_q6_K(int64_t n_out, int64_t n_in) { return plain_size(GgmlType::Q6_K, n_out, n_in); }
+void quant_q8_0(const float* x, void* y, int64_t n) { quantize_row(GgmlType::Q8_0, x, y, n); }
+void quant_q8_K(const float* x, void* y, int64_t n) { quantize_row(GgmlType::Q8_K, x, y, n); }
+
+}  // namespace
+
+const MatmulKernel kMatmulQ4_0Scalar = {
+    "matmul_f32_q4_0_q8_0_scalar", "scalar", 0, GgmlType::Q4_0, GgmlType::Q8_0, 1, size_q4_0, nullptr, quant_q8_0,
+    matmul_rows<BlockQ4_0, BlockQ8_0, scalar::dot_q4_0_q8_0, QK4_0>};
+const MatmulKernel kMatmulQ8_0Scalar = {
+    "matmul_f32_q8_0_q8_0_scalar", "scalar", 0, GgmlType::Q8_0, GgmlType::Q8_0, 1, size_q8_0, nullptr, quant_q8_0,
+    matmul_rows<BlockQ8_0, BlockQ8_0, scalar::dot_q8_0_q8_0, QK8_0>};
+const MatmulKernel kMatmulQ6_KScalar = {
+    "matmul_f32_q6_K_q8_K_scalar", "scalar", 0, GgmlType::Q6_K, GgmlType::Q8_K, 1, size_q6_K, nullptr, quant_q8_K,
+    matmul_rows<BlockQ6_K, BlockQ8_K, scalar::dot_q6_K_q8_K, QK_K>};
+
+}  // namespace loom::kernels

@@ -1,0 +1,134 @@
+// Every compiled matmul kernel this CPU can run equals the scalar reference of the
+// same weight type bit for bit, on odd shapes, misaligned buffers, and every row
+// count 1..17 (GEMV and GEMM paths), whatever the split of output rows.
+#include <cstring>
+#include <random>
+
+#include "kernels/kernels.h"
+#include "kernels/scalar/scalar.h"
+#include "quant/formats.h"
+#include "test_util.h"
+
+using namespace loom;
+using namespace loom::kernels;
+
+namespace {
+
+const MatmulKernel* reference_for(GgmlType t) {
+    switch (t) {
+    case GgmlType::Q4_0: return &kMatmulQ4_0Scalar;
+    case GgmlType::Q8_0: return &kMatmulQ8_0Scalar;
+    case GgmlType::Q6_K: return &kMatmulQ6_KScalar;
+    default: return nullptr;
+    }
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+// Runs kernel k on (n_out x n_in) weights quantized from W and T activation rows,
+// with buffers placed `misalign` bytes off their natural alignment.
+std::vector<float> run(const MatmulKernel& k, const std::vector<uint8_t>& plain, int64_t n_out, int64_t n_in,
+                       const std::vector<float>& X, int64_t T, int misalign, int n_splits) {
+    std::vector<uint8_t> wbuf(k.packed_size(n_out, n_in) + 64);
+    uint8_t* w = wbuf.data() + misalign;
+    if (k.pack) k.pack(plain.data(), w, n_out, n_in);
+    else std::memcpy(w, plain.data(), plain.size());
+    const size_t arb = row_bytes(k.act_type, n_in);
+    std::vector<uint8_t> abuf(arb * T + 64);
+    uint8_t* a = abuf.data() + misalign;
+    for (int64_t t = 0; t < T; ++t) k.quantize(&X[t * n_in], a + t * arb, n_in);
+    std::vector<float> y(static_cast<size_t>(T) * n_out, NAN);
+    const int64_t rg = k.row_group, n_groups = (n_out + rg - 1) / rg;
+    for (int s = 0; s < n_splits; ++s) {
+        const int64_t g0 = n_groups * s / n_splits, g1 = n_groups * (s + 1) / n_splits;
+        if (g0 < g1) k.matmul(w, a, arb, y.data(), n_out, n_in, n_out, g0 * rg, std::min(n_out, g1 * rg), T);
+    }
+    return y;
+}
+
+TEST(Kernels, ScalarReferencesAreInTheTable) {
+    int n = 0;
+    for (auto* k : all_kernels()) n += std::string(k->isa) == "scalar";
+    EXPECT_EQ(n, 3);
+}
+
+TEST(Kernels, QuantizeMatchesReferenceQuantizer) {
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features) continue;
+        for (int64_t n_in : {256, 768, 4096 + 256}) {
+            const auto x = random_floats(n_in, 7 + n_in, 3.0f);
+            std::vector<uint8_t> a(row_bytes(k->act_type, n_in)), b(a.size());
+            k->quantize(x.data(), a.data(), n_in);
+            quant::quantize_row(k->act_type, x.data(), b.data(), n_in);
+            EXPECT_EQ(a, b) << k->name << " n_in " << n_in;
+        }
+    }
+}
+
+TEST(Kernels, EveryVariantEqualsScalarReferenceBitExact) {
+    int checked = 0;
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features) continue;
+        const MatmulKernel* ref = reference_for(k->wtype);
+        ASSERT_NE(ref, nullptr) << k->name;
+        const int64_t qk = traits(k->wtype).block_elems;
+        // Odd shapes: block counts 1, 3, 5...; row counts not multiples of the group.
+        const std::pair<int64_t, int64_t> shapes[] = {{qk, 1}, {3 * qk, 7}, {5 * qk, 13}, {9 * qk, 33}, {qk * 16, 64}};
+        for (auto [n_in, n_out] : shapes) {
+            const auto W = random_floats(static_cast<size_t>(n_in * n_out), 11 + n_in + n_out, 0.05f);
+            std::vector<uint8_t> plain(row_bytes(k->wtype, n_in) * n_out);
+            for (int64_t o = 0; o < n_out; ++o)
+                quant::quantize_row(k->wtype, &W[o * n_in], plain.data() + o * row_bytes(k->wtype, n_in), n_in);
+            const auto X = random_floats(static_cast<size_t>(17 * n_in), 5 + n_in);
+            for (int64_t T = 1; T <= 17; ++T) {
+                const int misalign = static_cast<int>(T % 4);
+                const auto want = run(*ref, plain, n_out, n_in, X, T, 0, 1);
+                const auto got = run(*k, plain, n_out, n_in, X, T, misalign, 1 + static_cast<int>(T % 3));
+                ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                    << k->name << " differs from " << ref->name << " at n_in " << n_in << " n_out " << n_out
+                    << " T " << T << " (first values " << want[0] << " vs " << got[0] << ")";
+                // GEMM rows equal GEMV of the same row: batch invariance.
+                const auto single = run(*k, plain, n_out, n_in, std::vector<float>(X.begin() + (T - 1) * n_in, X.begin() + T * n_in), 1, 0, 1);
+                ASSERT_EQ(0, std::memcmp(single.data(), got.data() + (T - 1) * n_out, n_out * sizeof(float)))
+                    << k->name << ": row " << T - 1 << " of a " << T << "-row GEMM differs from its GEMV";
+            }
+            ++checked;
+        }
+    }
+    EXPECT_GE(checked, 15);
+    std::printf("[ kernels ] CPU features: %s; checked %d (kernel, shape) pairs\n",
+                feature_names(cpu_features()).c_str(), checked);
+}
+
+TEST(Kernels, ScalarQ4_0MatchesQuantReferenceWithinFloatTolerance) {
+    const int64_t n_in = 32 * 7;
+    const auto w = random_floats(n_in, 1, 0.1f), x = random_floats(n_in, 2);
+    std::vector<quant::BlockQ4_0> wq(7);
+    std::vector<quant::BlockQ8_0> xq(7);
+    quant::quantize_row(GgmlType::Q4_0, w.data(), wq.data(), n_in);
+    quant::quantize_row(GgmlType::Q8_0, x.data(), xq.data(), n_in);
+    const float a = scalar::dot_q4_0_q8_0(wq.data(), xq.data(), 7);
+    const float b = quant::vec_dot(GgmlType::Q4_0, wq.data(), xq.data(), n_in);
+    EXPECT_NEAR(a, b, 1e-4f * std::max(1.0f, std::fabs(b)));
+}
+
+TEST(Kernels, SelectHonoursFeaturesAndForcedIsa) {
+    const MatmulKernel* k = select(GgmlType::Q4_0, 0);
+    ASSERT_NE(k, nullptr);
+    EXPECT_STREQ(k->isa, "scalar");
+    EXPECT_EQ(select(GgmlType::F16, cpu_features()), nullptr);
+    EXPECT_STREQ(select(GgmlType::Q4_0, cpu_features(), "scalar")->isa, "scalar");
+    EXPECT_THROW(set_forced_isa("mmx"), std::invalid_argument);
+    set_forced_isa("scalar");
+    EXPECT_STREQ(select(GgmlType::Q8_0, cpu_features())->isa, "scalar");
+    set_forced_isa("auto");
+    EXPECT_TRUE(forced_isa().empty());
+}
+
+}  // namespace
