@@ -38,6 +38,14 @@ foreach(dir ${LOOM_TEST_DIRS})
   target_link_libraries(test_${layer} PRIVATE ${lib} nlohmann_json::nlohmann_json GTest::gtest_main)
   target_compile_definitions(test_${layer} PRIVATE
       LOOM_SHARED_DIR="${LOOM_SHARED_DIR}" LOOM_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+  # Cross builds: a test that starts bin/loom must start it through the emulator
+  # (qemu-user follows no exec of an aarch64 binary by itself). Empty natively.
+  if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+    list(JOIN CMAKE_CROSSCOMPILING_EMULATOR " " _loom_emu)
+    target_compile_definitions(test_${layer} PRIVATE LOOM_TEST_EMULATOR="${_loom_emu}")
+  else()
+    target_compile_definitions(test_${layer} PRIVATE LOOM_TEST_EMULATOR="")
+  endif()
   gtest_discover_tests(test_${layer} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120
                        PROPERTIES TIMEOUT 900)
 endforeach()

@@ -32,4 +32,5 @@ set(LOOM_GTEST_FROM_SOURCE ON CACHE BOOL "Build GoogleTest from /usr/src/googlet
 
 # try_run, gtest_discover_tests and ctest run target binaries through qemu.
 # LOOM_QEMU_CPU picks the emulated CPU at test time (default: max).
-set(CMAKE_CROSSCOMPILING_EMULATOR "${CMAKE_CURRENT_LIST_DIR}/../scripts/qemu-run")
+get_filename_component(_loom_qemu_run "${CMAKE_CURRENT_LIST_DIR}/../scripts/qemu-run" ABSOLUTE)
+set(CMAKE_CROSSCOMPILING_EMULATOR "${_loom_qemu_run}")

@@ -8,8 +8,10 @@
 namespace loom::cli {
 
 void add_synth(CLI::App& app);
+void add_info(CLI::App& app);
 void add_run(CLI::App& app);      // run + logits
 void add_tokenize(CLI::App& app);
+void add_bench(CLI::App& app);     // bench, bench compare (cmd_bench.cpp)
 
 // Shared helpers (common.cpp).
 std::vector<int32_t> parse_int_list(const std::string& s, const std::string& what);

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
     app.footer("Run `loom SUBCOMMAND --help` for a subcommand's options.");
     loom::cli::add_run(app);
     loom::cli::add_synth(app);
+    loom::cli::add_info(app);
+    loom::cli::add_bench(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -15,6 +16,8 @@
 #include "gguf/gguf.h"
 
 namespace loom::gguf {
+
+static_assert(std::endian::native == std::endian::little, "GGUF I/O assumes a little-endian host");
 namespace {
 
 constexpr uint64_t kHeaderBytes = 4 + 4 + 8 + 8;
@@ -155,16 +158,27 @@ private:
 // Makes a key or tensor name safe to print on one line.
 std::string printable(std::string_view s) {
     constexpr size_t kMax = 96;
+    static const char* hex = "0123456789abcdef";
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
     std::string r;
-    for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-        unsigned char ch = static_cast<unsigned char>(s[i]);
-        if (ch < 0x20 || ch == 0x7f || ch == '\\' || ch == '\'') {
-            static const char* hex = "0123456789abcdef";
+    for (size_t i = 0; i < s.size() && i < kMax;) {
+        unsigned char ch = byte(i);
+        // Valid UTF-8 sequences pass through; other bytes >= 0x80 are escaped.
+        size_t len = ch < 0x80 ? 1 : ch >= 0xC2 && ch <= 0xDF ? 2 : ch >= 0xE0 && ch <= 0xEF ? 3
+                   : ch >= 0xF0 && ch <= 0xF4 ? 4 : 0;
+        bool ok = len > 0 && i + len <= s.size();
+        for (size_t k = 1; ok && k < len; ++k) ok = (byte(i + k) & 0xC0) == 0x80;
+        if (ok && len > 1) {
+            r.append(s.substr(i, len));
+            i += len;
+        } else if (ch < 0x20 || ch >= 0x7f || ch == '\\' || ch == '\'') {
             r += "\\x";
             r += hex[ch >> 4];
             r += hex[ch & 15];
+            ++i;
         } else {
             r += static_cast<char>(ch);
+            ++i;
         }
     }
     if (s.size() > kMax) r += "... (" + std::to_string(s.size()) + " bytes)";

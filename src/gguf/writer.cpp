@@ -1,5 +1,6 @@
 // GGUF writer: header, metadata, tensor descriptions, then tensor data streamed
 // one tensor at a time from fill callbacks.
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +9,8 @@
 #include "gguf/gguf.h"
 
 namespace loom::gguf {
+
+static_assert(std::endian::native == std::endian::little, "GGUF I/O assumes a little-endian host");
 namespace {
 
 constexpr const char* kAlignmentKey = "general.alignment";

@@ -106,6 +106,17 @@ Weight Model::matrix(const std::string& name, int64_t n_in, int64_t n_out, bool 
     return w;
 }
 
+Weight Model::matrix_rows(const std::string& name, int64_t n_in, int64_t n_out, int64_t row0, int64_t n_rows) {
+    Weight full = matrix(name, n_in, n_out, true, /*pack=*/false);
+    if (row0 < 0 || n_rows <= 0 || row0 + n_rows > n_out) fail("tensor '" + name + "': bad row split");
+    Weight w = full;
+    w.name = name + "[" + std::to_string(row0) + ":" + std::to_string(row0 + n_rows) + "]";
+    w.n_out = n_rows;
+    w.data = full.data + static_cast<size_t>(row0) * full.row_bytes;
+    pack_for_kernel(w);
+    return w;
+}
+
 // Chooses the matmul kernel for this CPU and rewrites the weights once into its
 // layout. The packed copy replaces the mapped original, whose pages are dropped.
 void Model::pack_for_kernel(Weight& w) {

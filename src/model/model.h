@@ -52,6 +52,7 @@ struct BatchPlan {
     std::vector<int32_t> cell;                       // KV cell of each token
     std::vector<std::span<const int32_t>> visible;   // cells each token attends to, by position
     std::vector<int32_t> out_rows;                   // batch rows whose logits are wanted
+    int n_ctx = 0;                                   // context size (KV cells) of the runtime
     int n_tokens() const { return static_cast<int>(token.size()); }
 };
 
@@ -83,6 +84,9 @@ protected:
     // rewritten for this CPU's matmul kernel (then rows are not readable as plain
     // rows: embeddings are loaded unpacked, and a tied head loaded once more packed).
     Weight matrix(const std::string& name, int64_t n_in, int64_t n_out, bool required = true, bool pack = true);
+    // Rows [row0, row0 + n_rows) of a fused [n_in, n_out] tensor as a weight of
+    // its own (Phi-3's attn_qkv and gate+up ffn_up), split without copying the file.
+    Weight matrix_rows(const std::string& name, int64_t n_in, int64_t n_out, int64_t row0, int64_t n_rows);
     std::vector<float> vector(const std::string& name, int64_t n, bool required = true);
     void read_common_hparams();
     void pack_for_kernel(Weight& w);  // `<arch>.*` keys shared by the Llama family

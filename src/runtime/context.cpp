@@ -39,6 +39,7 @@ void Context::decode(std::span<const BatchToken> batch) {
 
     // ---- plan: cells, attention spans, output rows
     BatchPlan plan;
+    plan.n_ctx = kv_.n_cells();
     const int T = static_cast<int>(batch.size());
     plan.token.resize(T);
     plan.pos.resize(T);

@@ -151,36 +151,40 @@ void Tokenizer::Impl::load_bpe(const gguf::File& f) {
         usable[i] = ok && (t == TokenType::Normal || t == TokenType::UserDefined ||
                            t == TokenType::Unused || t == TokenType::Undefined);
     }
-    // Owning lookup used while building (raw grows with merge-only symbols).
-    std::unordered_map<std::string, int32_t> ids;
-    ids.reserve(n + merge_list.size());
+    // raw_to_id first holds every usable token, then merge-only symbols are added while the
+    // merges are read (ids >= n_vocab), and finally those are dropped again.
+    raw_to_id.reserve(n + merge_list.size());
     for (size_t i = 0; i < n; ++i)
-        if (usable[i]) ids.emplace(raw[i], static_cast<int32_t>(i));
-    auto get = [&](const std::string& s) -> int32_t {
-        auto it = ids.find(s);
-        if (it != ids.end()) return it->second;
+        if (usable[i]) raw_to_id.emplace(raw[i], static_cast<int32_t>(i));
+    auto get = [&](std::string_view s) -> int32_t {
+        auto it = raw_to_id.find(s);
+        if (it != raw_to_id.end()) return it->second;
         const int32_t id = static_cast<int32_t>(raw.size());
-        raw.push_back(s);
-        ids.emplace(s, id);
+        raw.emplace_back(s);
+        raw_to_id.emplace(raw.back(), id);
         return id;
     };
-    for (int b = 0; b < 256; ++b) byte_id[b] = get(std::string(1, static_cast<char>(b)));
+    for (int b = 0; b < 256; ++b) {
+        const char c = static_cast<char>(b);
+        byte_id[b] = get(std::string_view(&c, 1));
+    }
 
     merges.reserve(merge_list.size());
-    std::string a, b;
+    std::string a, b, ab;
     for (size_t i = 0; i < merge_list.size(); ++i) {
         const std::string& m = merge_list[i];
         const size_t sp = m.find(' ', 1);
         if (sp == std::string::npos) continue;
         tok::gpt2_decode(std::string_view(m).substr(0, sp), a);
         tok::gpt2_decode(std::string_view(m).substr(sp + 1), b);
-        const int32_t l = get(a), r = get(b), res = get(a + b);
+        ab.assign(a).append(b);
+        const int32_t l = get(a), r = get(b), res = get(ab);
         merges.insert(l, r, static_cast<int32_t>(i), res);
     }
-
-    raw_to_id.reserve(n * 2);
-    for (size_t i = 0; i < n; ++i)
-        if (usable[i]) raw_to_id.emplace(raw[i], static_cast<int32_t>(i));
+    for (auto it = raw_to_id.begin(); it != raw_to_id.end();) {
+        if (it->second >= static_cast<int32_t>(n)) it = raw_to_id.erase(it);
+        else ++it;
+    }
 }
 
 void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -237,8 +241,8 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out)
 }
 
 void Tokenizer::Impl::bpe_fragment(std::string_view text, std::vector<int32_t>& out) const {
-    std::unique_lock<std::mutex> lock(cache_mu, std::try_to_lock);  // busy: go without cache
-    const bool use_cache = lock.owns_lock();
+    std::unique_lock<std::mutex> lock(cache_mu, std::defer_lock);
+    const bool cache_ok = use_word_cache && lock.try_lock();  // busy: go without cache
     regex->split(text, [&](size_t off, size_t len) {
         const std::string_view w = text.substr(off, len);
         if (ignore_merges) {
@@ -248,22 +252,8 @@ void Tokenizer::Impl::bpe_fragment(std::string_view text, std::vector<int32_t>& 
                 return;
             }
         }
-        if (len == 1 || !use_cache) {
-            bpe_word(w, out);
-            return;
-        }
-        auto it = cache.map.find(w);
-        if (it != cache.map.end()) {
-            const auto [start, count] = it->second;
-            out.insert(out.end(), cache.ids.begin() + start, cache.ids.begin() + start + count);
-            return;
-        }
-        const size_t before = out.size();
-        bpe_word(w, out);
-        if (cache.map.size() >= tok::WordCache::kMaxWords) cache.clear();
-        const auto start = static_cast<uint32_t>(cache.ids.size());
-        cache.ids.insert(cache.ids.end(), out.begin() + static_cast<ptrdiff_t>(before), out.end());
-        cache.map.emplace(std::string(w), std::make_pair(start, static_cast<uint32_t>(out.size() - before)));
+        cached(w, cache_ok && len > 1, out,
+               [this](std::string_view word, std::vector<int32_t>& o) { bpe_word(word, o); });
     });
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -88,6 +89,7 @@ struct WordCache {
     std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, SvHash, std::equal_to<>> map;
     std::vector<int32_t> ids;
     static constexpr size_t kMaxWords = 1 << 16;
+    static constexpr size_t kMaxWordBytes = 128;  // longer words are not cached
     void clear() { map.clear(); ids.clear(); }
 };
 
@@ -111,6 +113,7 @@ struct Tokenizer::Impl {
     int32_t bos = -1, eos = -1, eot = -1, eom = -1, pad = -1, unk = -1;
     bool add_bos = false, add_eos = false, add_space_prefix = false;
     bool user_defined_always = true;
+    bool use_word_cache = true;
     std::vector<int32_t> eog;
     std::vector<uint8_t> eog_flag;
     // control / unknown / user-defined tokens, longest text first (then lowest id)
@@ -121,8 +124,9 @@ struct Tokenizer::Impl {
     // byte-level BPE
     std::unique_ptr<tok::Regex> regex;
     bool ignore_merges = false;
-    std::vector<std::string> raw;  // raw bytes of each id; ids >= n_vocab are merge-only symbols
-    tok::TextMap raw_to_id;        // raw bytes -> id (tokens that may come out of plain text)
+    // raw bytes of each id; ids >= n_vocab are merge-only symbols (deque: stable addresses)
+    std::deque<std::string> raw;
+    tok::TextMap raw_to_id;  // raw bytes -> id (tokens that may come out of plain text)
     std::array<int32_t, 256> byte_id{};  // single-byte symbols
     tok::MergeMap merges;
     mutable std::mutex cache_mu;
@@ -130,6 +134,9 @@ struct Tokenizer::Impl {
 
     // SentencePiece
     tok::TextMap spm_map;  // token text -> id (tokens that may come out of plain text)
+    // No piece has U+2581 after a non-U+2581 character: merges never cross a "x▁" boundary,
+    // so text is tokenized word by word (and words can be cached).
+    bool spm_word_split = false;
     std::array<int32_t, 256> spm_byte{};  // <0xXX> tokens
 
     int32_t n_vocab() const { return static_cast<int32_t>(text.size()); }
@@ -146,6 +153,27 @@ struct Tokenizer::Impl {
     void bpe_fragment(std::string_view text, std::vector<int32_t>& out) const;
     void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
     void spm_fragment(std::string_view text, std::vector<int32_t>& out) const;
+    void spm_merge(std::string_view text, std::vector<int32_t>& out) const;
+    // Tokenizes `word` through the cache when `cache_ok` (cache_mu held), else directly.
+    template <class F>
+    void cached(std::string_view word, bool cache_ok, std::vector<int32_t>& out, F&& compute) const {
+        if (!cache_ok || word.size() > tok::WordCache::kMaxWordBytes) {
+            compute(word, out);
+            return;
+        }
+        auto it = cache.map.find(word);
+        if (it != cache.map.end()) {
+            const auto [start, count] = it->second;
+            out.insert(out.end(), cache.ids.begin() + start, cache.ids.begin() + start + count);
+            return;
+        }
+        const size_t before = out.size();
+        compute(word, out);
+        if (cache.map.size() >= tok::WordCache::kMaxWords) cache.clear();
+        const auto start = static_cast<uint32_t>(cache.ids.size());
+        cache.ids.insert(cache.ids.end(), out.begin() + static_cast<std::ptrdiff_t>(before), out.end());
+        cache.map.emplace(std::string(word), std::make_pair(start, static_cast<uint32_t>(out.size() - before)));
+    }
 
     struct Fragment {
         int32_t token;  // -1: raw text [off, off + len)

@@ -33,7 +33,7 @@ struct BigramLess {
 
 }  // namespace
 
-void Tokenizer::Impl::spm_fragment(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::spm_merge(std::string_view text, std::vector<int32_t>& out) const {
     const size_t n = text.size();
     if (n == 0) return;
     thread_local std::vector<SpmSym> sym;
@@ -80,6 +80,33 @@ void Tokenizer::Impl::spm_fragment(std::string_view text, std::vector<int32_t>& 
         for (unsigned char c : piece)
             if (spm_byte[c] >= 0) out.push_back(spm_byte[c]);
     }
+}
+
+void Tokenizer::Impl::spm_fragment(std::string_view text, std::vector<int32_t>& out) const {
+    if (!spm_word_split) {
+        spm_merge(text, out);
+        return;
+    }
+    std::unique_lock<std::mutex> lock(cache_mu, std::defer_lock);
+    const bool cache_ok = use_word_cache && lock.try_lock();
+    auto word = [&](size_t b, size_t e) {
+        cached(text.substr(b, e - b), cache_ok, out,
+               [this](std::string_view w, std::vector<int32_t>& o) { spm_merge(w, o); });
+    };
+    // words: a run of U+2581 and what follows up to the next U+2581 run
+    const std::string_view sp = tok::kSpmSpace;
+    size_t start = 0, pos = 0;
+    while (true) {
+        const size_t j = text.find(sp, pos);
+        if (j == std::string_view::npos) break;
+        const bool in_run = j >= sp.size() && text.compare(j - sp.size(), sp.size(), sp) == 0;
+        if (j > start && !in_run) {
+            word(start, j);
+            start = j;
+        }
+        pos = j + sp.size();
+    }
+    if (start < text.size()) word(start, text.size());
 }
 
 }  // namespace loom

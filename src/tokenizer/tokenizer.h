@@ -85,8 +85,9 @@ public:
     std::string model() const;  // "gpt2" or "llama"
     std::string pre() const;    // pre-tokenizer name as resolved ("llama-bpe", "gpt-2", "default")
 
-    // See the header comment. Not thread-safe with concurrent tokenize().
-    void set_user_defined_always(bool on);
+    // Settings; not to be changed while other threads tokenize.
+    void set_user_defined_always(bool on);  // see the header comment
+    void set_word_cache(bool on);           // cache of tokenized words (default on, bounded)
 
     struct Impl;
     const Impl& impl() const { return *impl_; }

@@ -118,6 +118,13 @@ bool gpt2_decode(std::string_view text, std::string& out) {
     bool ok = true;
     size_t i = 0;
     while (i < text.size()) {
+        const auto c = static_cast<uint8_t>(text[i]);
+        if (c < 0x80) {  // ASCII: printable characters stand for themselves
+            ok &= c >= 0x21 && c <= 0x7E;
+            out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
         const Utf8Step st = utf8_next(text, i);
         const int b = st.status == Utf8Status::Ok ? gpt2_cpt_to_byte(st.cpt) : -1;
         if (b >= 0) {

@@ -12,18 +12,21 @@ namespace loom {
 
 namespace tok {
 size_t SvHash::operator()(std::string_view s) const noexcept {
-    // FNV-1a over 8-byte words: fast for the short strings a vocabulary holds.
-    uint64_t h = 0xcbf29ce484222325ull ^ s.size();
+    // 8 bytes at a time with splitmix64-style mixing: fast for the short strings of a
+    // vocabulary, and well spread (the tables do not cache hash codes).
+    uint64_t h = 0x9E3779B97F4A7C15ull * (s.size() + 1);
     size_t i = 0;
     for (; i + 8 <= s.size(); i += 8) {
         uint64_t w;
         std::memcpy(&w, s.data() + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-        h ^= h >> 29;
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
     }
     uint64_t tail = 0;
     std::memcpy(&tail, s.data() + i, s.size() - i);
-    h = (h ^ tail) * 0x100000001b3ull;
+    h = (h ^ tail) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
     h ^= h >> 32;
     return static_cast<size_t>(h);
 }
@@ -205,6 +208,15 @@ void Tokenizer::Impl::load_spm() {
             continue;
         spm_map.emplace(text[i], static_cast<int32_t>(i));
     }
+    spm_word_split = true;
+    for (const auto& [t, id] : spm_map) {
+        size_t p = 0;
+        while (t.compare(p, tok::kSpmSpace.size(), tok::kSpmSpace) == 0) p += tok::kSpmSpace.size();
+        if (t.find(tok::kSpmSpace, p) != std::string_view::npos) {
+            spm_word_split = false;
+            break;
+        }
+    }
     static const char* hex = "0123456789ABCDEF";
     for (int b = 0; b < 256; ++b) {
         const char buf[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
@@ -221,6 +233,12 @@ void Tokenizer::Impl::load_spm() {
 // ------------------------------------------------------------------ accessors
 
 void Tokenizer::set_user_defined_always(bool on) { impl_->user_defined_always = on; }
+
+void Tokenizer::set_word_cache(bool on) {
+    std::lock_guard<std::mutex> lock(impl_->cache_mu);
+    impl_->use_word_cache = on;
+    impl_->cache.clear();
+}
 
 std::vector<int32_t> Tokenizer::tokenize(std::string_view text, bool add_special, bool parse_special) const {
     return impl_->tokenize(text, add_special, parse_special);

@@ -218,6 +218,9 @@ TEST(Corrupt, NamesInMessagesStayOnOneLine) {
     std::string key = "bad\nkey\r'";
     b.header(0, 2).kv_u32(key, 1).kv_u32(key, 2);
     EXPECT_TRUE(Rejects(b.b, {"duplicate key (key 'bad\\x0akey\\x0d\\x27')"}));
+    Bytes u;  // valid UTF-8 is kept, stray bytes are escaped
+    u.header(0, 2).kv_u32("\xE6\x97\xA5\xFF", 1).kv_u32("\xE6\x97\xA5\xFF", 2);
+    EXPECT_TRUE(Rejects(u.b, {"(key '\xE6\x97\xA5\\xff')"}));
     Bytes c;
     std::string long_key(5000, 'k');
     c.header(0, 1).str(long_key).u32(kString).u64(1 << 20);

@@ -1,0 +1,109 @@
+// Baseline-AArch64 helpers of the Arm kernels (see arm_common.h): packing, the NEON
+// Q8_0 quantizer, per-thread scratch. Built with the default -march (armv8-a).
+#include "kernels/arm/arm_common.h"
+
+#include <arm_neon.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+#include "quant/formats.h"
+
+namespace loom::kernels::arm {
+
+using namespace loom::quant;
+
+size_t interleaved_size(GgmlType t, int R, int64_t n_out, int64_t n_in) {
+    const int64_t rows = (n_out + R - 1) / R * R;
+    return row_bytes(t, n_in) * static_cast<size_t>(rows);
+}
+
+void pack_interleaved(GgmlType t, int R, int S, int B, const uint8_t* src, uint8_t* dst, int64_t n_out,
+                      int64_t n_in) {
+    const bool q4 = t == GgmlType::Q4_0;
+    if ((!q4 && t != GgmlType::Q8_0) || S <= 0 || R % S != 0 || n_in % 32 != 0)
+        throw std::invalid_argument("arm::pack_interleaved: bad arguments");
+    const int Q = q4 ? 16 : 32;              // quant bytes per row and block
+    const size_t bb = 2 + static_cast<size_t>(Q);  // plain block bytes
+    const int64_t nb = n_in / 32;
+    const size_t rb = bb * static_cast<size_t>(nb);
+    const uint8_t x = q4 ? 0x88 : 0x00;
+    const uint8_t zero_q = q4 ? 0x88 : 0x00;  // a zero weight in the plain encoding
+    const int64_t n_groups = (n_out + R - 1) / R;
+    uint8_t* out = dst;
+    for (int64_t g = 0; g < n_groups; ++g) {
+        for (int s0 = 0; s0 < R; s0 += S) {
+            const int64_t r0 = g * R + s0;  // first row of the sub-group
+            for (int64_t b = 0; b < nb; ++b) {
+                for (int r = 0; r < S; ++r) {
+                    uint16_t d = 0;
+                    if (r0 + r < n_out) std::memcpy(&d, src + (r0 + r) * rb + b * bb, 2);
+                    std::memcpy(out + 2 * r, &d, 2);
+                }
+                uint8_t* q = out + 2 * S;
+                for (int i = 0; i < S * Q; ++i) {
+                    const int c = i / B, r = c % S, byte = (c / S) * B + i % B;
+                    const uint8_t v = r0 + r < n_out ? src[(r0 + r) * rb + b * bb + 2 + byte] : zero_q;
+                    q[i] = v ^ x;
+                }
+                out += S * bb;
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ quantize
+void quantize_q8_0_neon(const float* x, void* y, int64_t n_in) {
+    auto* out = static_cast<uint8_t*>(y);
+    const int64_t nb = n_in / QK8_0;
+    for (int64_t i = 0; i < nb; ++i, x += QK8_0, out += sizeof(BlockQ8_0)) {
+        float32x4_t v[8];
+        for (int j = 0; j < 8; ++j) v[j] = vld1q_f32(x + 4 * j);
+        // fmax semantics (a NaN operand is ignored), as std::fmax in the reference.
+        float32x4_t m = vdupq_n_f32(0.0f);
+        for (int j = 0; j < 8; ++j) m = vmaxnmq_f32(m, vabsq_f32(v[j]));
+        const float amax = vmaxnmvq_f32(m);
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __fp16 dh = static_cast<__fp16>(d);  // FCVT: round to nearest even, as f32_to_fp16
+        std::memcpy(out, &dh, 2);
+        int8x8_t q[4];
+        for (int j = 0; j < 4; ++j) {
+            // FCVTAS: round to nearest, ties away from zero = std::round.
+            const int32x4_t a = vcvtaq_s32_f32(vmulq_n_f32(v[2 * j], id));
+            const int32x4_t b = vcvtaq_s32_f32(vmulq_n_f32(v[2 * j + 1], id));
+            q[j] = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
+        }
+        vst1q_s8(reinterpret_cast<int8_t*>(out + 2), vcombine_s8(q[0], q[1]));
+        vst1q_s8(reinterpret_cast<int8_t*>(out + 18), vcombine_s8(q[2], q[3]));
+    }
+}
+
+void quantize_q8_K(const float* x, void* y, int64_t n_in) { quantize_row(GgmlType::Q8_K, x, y, n_in); }
+
+// ------------------------------------------------------------------ scratch
+namespace {
+struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+};
+struct Scratch {
+    std::unique_ptr<uint8_t, FreeDeleter> p;
+    size_t size = 0;
+};
+}  // namespace
+
+uint8_t* thread_scratch(size_t bytes) {
+    thread_local Scratch s;
+    if (s.size < bytes) {
+        const size_t n = (bytes + 4095) / 4096 * 4096;
+        void* p = std::aligned_alloc(64, n);
+        if (!p) throw std::bad_alloc();
+        s.p.reset(static_cast<uint8_t*>(p));
+        s.size = n;
+    }
+    return s.p.get();
+}
+
+}  // namespace loom::kernels::arm

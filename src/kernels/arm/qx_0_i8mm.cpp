@@ -1,0 +1,138 @@
+// Q4_0 and Q8_0 weights x Q8_0 activations with NEON SMMLA (Armv8.6 i8mm), on
+// 4-row x 8-byte interleaved weights (arm_common.h):
+//   matmul_f32_q4_0x4x8_q8_0_i8mm   Q4_0x4x8 = llama.cpp's Q4_0_4_8
+//   matmul_f32_q8_0x4x8_q8_0_i8mm   Q8_0x4x8
+// A 16-byte weight load is a 2x8 tile (8 bytes of each of 2 rows); activations are
+// taken in pairs of rows and zipped into 2x8 tiles, so one SMMLA adds a 2x2 int32
+// tile [t0 r0, t0 r1, t1 r0, t1 r1]. An odd last activation row is paired with
+// itself (its duplicate's results are dropped), so GEMM rows equal GEMV exactly.
+// Per block: acc = vfmaq_f32(acc, vcvtq_f32_s32(isum), dw * da) -- the contract.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "kernels/arm/arm_common.h"
+#include "kernels/arm/arm_kernels.h"
+#include "quant/formats.h"
+
+namespace loom::kernels::arm {
+namespace {
+
+using quant::BlockQ8_0;
+
+constexpr int kRows = 4;
+constexpr size_t kActBlock = sizeof(BlockQ8_0);
+
+inline float fp16_at(const uint8_t* p) {
+    __fp16 h;
+    std::memcpy(&h, p, 2);
+    return static_cast<float>(h);
+}
+
+inline int8x16_t zip1_64(int8x16_t a, int8x16_t b) {
+    return vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
+}
+inline int8x16_t zip2_64(int8x16_t a, int8x16_t b) {
+    return vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
+}
+inline int32x4_t zip1_64(int32x4_t a, int32x4_t b) {
+    return vreinterpretq_s32_s64(vzip1q_s64(vreinterpretq_s64_s32(a), vreinterpretq_s64_s32(b)));
+}
+inline int32x4_t zip2_64(int32x4_t a, int32x4_t b) {
+    return vreinterpretq_s32_s64(vzip2q_s64(vreinterpretq_s64_s32(a), vreinterpretq_s64_s32(b)));
+}
+
+// Rows 0..3 of the group x NP pairs of activation rows (act[2p], act[2p+1]), all
+// blocks. W01[k] / W23[k] are 2x8 tiles of rows (0,1) / (2,3) that pair with
+// activation bytes 8k..8k+7 (k = 0..3).
+template <bool kQ4, int NP>
+void tile(const uint8_t* wg, const uint8_t* const* act, int64_t nb, float32x4_t* out) {
+    constexpr size_t kWBlock = 8 + (kQ4 ? 64 : 128);
+    float32x4_t acc[2 * NP];
+    for (int t = 0; t < 2 * NP; ++t) acc[t] = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = wg + b * kWBlock;
+        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 8);
+        const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(blk)));
+        int8x16_t W01[4], W23[4];
+        if constexpr (kQ4) {
+            // v0 = rows 0,1 bytes 0..7; v1 = rows 2,3 bytes 0..7; v2, v3: bytes 8..15.
+            // Low nibble of byte j is element j, high nibble element j + 16.
+            const int8x16_t m = vdupq_n_s8(static_cast<int8_t>(0xF0));
+            const int8x16_t v0 = vld1q_s8(q), v1 = vld1q_s8(q + 16), v2 = vld1q_s8(q + 32), v3 = vld1q_s8(q + 48);
+            W01[0] = vshlq_n_s8(v0, 4), W01[1] = vshlq_n_s8(v2, 4), W01[2] = vandq_s8(v0, m), W01[3] = vandq_s8(v2, m);
+            W23[0] = vshlq_n_s8(v1, 4), W23[1] = vshlq_n_s8(v3, 4), W23[2] = vandq_s8(v1, m), W23[3] = vandq_s8(v3, m);
+        } else {
+            for (int k = 0; k < 4; ++k) W01[k] = vld1q_s8(q + 32 * k), W23[k] = vld1q_s8(q + 32 * k + 16);
+        }
+        for (int p = 0; p < NP; ++p) {
+            const uint8_t* x = act[2 * p] + b * kActBlock;
+            const uint8_t* z = act[2 * p + 1] + b * kActBlock;
+            const float da0 = fp16_at(x), da1 = fp16_at(z);
+            const int8x16_t x0 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 2));
+            const int8x16_t x1 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 18));
+            const int8x16_t z0 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 2));
+            const int8x16_t z1 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 18));
+            const int8x16_t A[4] = {zip1_64(x0, z0), zip2_64(x0, z0), zip1_64(x1, z1), zip2_64(x1, z1)};
+            int32x4_t s01 = vdupq_n_s32(0), s23 = vdupq_n_s32(0);
+            for (int k = 0; k < 4; ++k) {
+                s01 = vmmlaq_s32(s01, A[k], W01[k]);  // [t0 r0, t0 r1, t1 r0, t1 r1]
+                s23 = vmmlaq_s32(s23, A[k], W23[k]);  // [t0 r2, t0 r3, t1 r2, t1 r3]
+            }
+            int32x4_t i0 = zip1_64(s01, s23), i1 = zip2_64(s01, s23);  // t0 / t1: rows 0..3
+            if constexpr (kQ4) i0 = vshrq_n_s32(i0, 4), i1 = vshrq_n_s32(i1, 4);
+            acc[2 * p] = vfmaq_f32(acc[2 * p], vcvtq_f32_s32(i0), vmulq_n_f32(dw, da0));
+            acc[2 * p + 1] = vfmaq_f32(acc[2 * p + 1], vcvtq_f32_s32(i1), vmulq_n_f32(dw, da1));
+        }
+    }
+    for (int t = 0; t < 2 * NP; ++t) out[t] = acc[t];
+}
+
+template <bool kQ4>
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
+            int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+    const int64_t nb = n_in / 32;
+    const size_t group_bytes = (8 + (kQ4 ? 64 : 128)) * static_cast<size_t>(nb);
+    for (int64_t t0 = 0; t0 < T; t0 += 4) {
+        const int nt = T - t0 < 4 ? static_cast<int>(T - t0) : 4;
+        const uint8_t* ap[4];
+        for (int t = 0; t < 4; ++t) ap[t] = act + (t0 + (t < nt ? t : nt - 1)) * arb;  // pad: repeat the last
+        for (int64_t og = o0; og < o1; og += kRows) {
+            const uint8_t* wg = w + (og / kRows) * group_bytes;
+            float32x4_t r[4];
+            if (nt <= 2) tile<kQ4, 1>(wg, ap, nb, r);
+            else tile<kQ4, 2>(wg, ap, nb, r);
+            const int rows = o1 - og < kRows ? static_cast<int>(o1 - og) : kRows;
+            for (int t = 0; t < nt; ++t) {
+                float* dst = y + (t0 + t) * ldy + og;
+                if (rows == kRows) {
+                    vst1q_f32(dst, r[t]);
+                } else {
+                    float tmp[4];
+                    vst1q_f32(tmp, r[t]);
+                    for (int i = 0; i < rows; ++i) dst[i] = tmp[i];
+                }
+            }
+        }
+    }
+}
+
+size_t size_q4_0(int64_t n_out, int64_t n_in) { return interleaved_size(GgmlType::Q4_0, kRows, n_out, n_in); }
+size_t size_q8_0(int64_t n_out, int64_t n_in) { return interleaved_size(GgmlType::Q8_0, kRows, n_out, n_in); }
+void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
+    pack_interleaved(GgmlType::Q4_0, kRows, kRows, 8, src, dst, n_out, n_in);
+}
+void pack_q8_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
+    pack_interleaved(GgmlType::Q8_0, kRows, kRows, 8, src, dst, n_out, n_in);
+}
+
+}  // namespace
+
+const MatmulKernel kMatmulQ4_0x4x8I8mm = {
+    "matmul_f32_q4_0x4x8_q8_0_i8mm", "i8mm", kNEON | kDOTPROD | kI8MM, GgmlType::Q4_0, GgmlType::Q8_0, kRows,
+    size_q4_0, pack_q4_0, quantize_q8_0_neon, matmul<true>};
+const MatmulKernel kMatmulQ8_0x4x8I8mm = {
+    "matmul_f32_q8_0x4x8_q8_0_i8mm", "i8mm", kNEON | kDOTPROD | kI8MM, GgmlType::Q8_0, GgmlType::Q8_0, kRows,
+    size_q8_0, pack_q8_0, quantize_q8_0_neon, matmul<false>};
+
+}  // namespace loom::kernels::arm
