@@ -1,33 +1,55 @@
 // loom run / loom logits: evaluate a prompt, generate, print speed.
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace loom::cli {
 namespace {
 
 struct ModelOpts {
-    std::string model, tokens;
+    std::string model, tokens, prompt, prompt_file, isa;
     int threads = 0, ctx = 4096;
 };
 
 void add_model_opts(CLI::App* c, ModelOpts& o) {
     c->add_option("-m,--model", o.model, "GGUF model file")->required()->check(CLI::ExistingFile);
+    c->add_option("-p,--prompt", o.prompt, "Prompt text (BOS added as the model's metadata asks)");
+    c->add_option("-f,--file", o.prompt_file, "Read the prompt text from a file")->check(CLI::ExistingFile);
     c->add_option("--tokens", o.tokens, "Prompt as token ids, comma separated (e.g. 128000,791,6864)");
+    c->add_option("--isa", o.isa, "Force a kernel ISA (auto, scalar, avx2, avx512vnni, dotprod, i8mm, sve...)");
     c->add_option("-t,--threads", o.threads, "Threads (0 = all cores)");
     c->add_option("-c,--ctx-size", o.ctx, "Context size in tokens (KV cache cells)")->capture_default_str();
 }
 
-std::vector<int32_t> prompt_tokens(const ModelOpts& o) {
-    if (o.tokens.empty()) throw std::invalid_argument("no prompt: give --tokens");
-    return parse_int_list(o.tokens, "--tokens");
+// The prompt as token ids: --tokens as given, or -p / -f text tokenized.
+std::vector<int32_t> prompt_tokens(const ModelOpts& o, const Tokenizer* tok) {
+    const int given = !o.tokens.empty() + !o.prompt.empty() + !o.prompt_file.empty();
+    if (given == 0) throw std::invalid_argument("no prompt: give -p TEXT, -f FILE or --tokens IDS");
+    if (given > 1) throw std::invalid_argument("give only one of -p, -f and --tokens");
+    if (!o.tokens.empty()) return parse_int_list(o.tokens, "--tokens");
+    std::string text = o.prompt;
+    if (!o.prompt_file.empty()) {
+        std::ifstream f(o.prompt_file, std::ios::binary);
+        text.assign(std::istreambuf_iterator<char>(f), {});
+    }
+    auto ids = tok->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
+    if (ids.empty()) throw std::invalid_argument("the prompt is empty");
+    return ids;
+}
+
+std::unique_ptr<Model> load_model(const ModelOpts& o) {
+    if (!o.isa.empty()) kernels::set_forced_isa(o.isa);
+    return Model::load(o.model);
 }
 
 }  // namespace
@@ -40,8 +62,9 @@ void add_run(CLI::App& app) {
     add_model_opts(l, *lo);
     l->add_option("-o,--output", *lout, "Output file: raw little-endian float32, n_vocab values")->required();
     l->callback([lo, lout] {
-        auto model = Model::load(lo->model);
-        const auto toks = prompt_tokens(*lo);
+        auto model = load_model(*lo);
+        auto tok = lo->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;
+        const auto toks = prompt_tokens(*lo, tok.get());
         ContextParams cp;
         cp.n_ctx = std::max<int>(lo->ctx, static_cast<int>(toks.size()));
         cp.n_threads = lo->threads;
@@ -70,8 +93,12 @@ void add_run(CLI::App& app) {
     r->add_option("--repeat-last-n", sp->repeat_last_n, "Tokens considered for the penalty")->capture_default_str();
     r->add_option("-s,--seed", sp->seed, "Sampling seed")->capture_default_str();
     r->callback([ro, n_predict, sp] {
-        auto model = Model::load(ro->model);
-        const auto toks = prompt_tokens(*ro);
+        auto model = load_model(*ro);
+        // Text in, text out; with --tokens, ids in, ids out.
+        auto tok = ro->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;
+        const auto toks = prompt_tokens(*ro, tok.get());
+        std::unique_ptr<StreamDecoder> stream;
+        if (tok) stream = std::make_unique<StreamDecoder>(*tok);
         ContextParams cp;
         cp.n_ctx = ro->ctx;
         cp.n_threads = ro->threads;
@@ -93,16 +120,22 @@ void add_run(CLI::App& app) {
             const int32_t next = sampler.sample(logits);
             sample_s += now_seconds() - s0;
             out.push_back(next);
-            std::printf("%d%s", next, i + 1 < *n_predict ? "," : "\n");
+            const bool eog = tok && tok->is_eog(next);
+            if (stream) {
+                if (!eog) std::fputs(stream->push(next).c_str(), stdout);
+            } else {
+                std::printf("%d%s", next, i + 1 < *n_predict ? "," : "\n");
+            }
             std::fflush(stdout);
-            if (i + 1 == *n_predict) break;
+            if (eog || i + 1 == *n_predict) break;
             BatchToken b{next, pos++, 0, true};
             ctx.decode({&b, 1});
             logits = ctx.logits(0);
         }
         const double t2 = now_seconds();
+        if (stream) std::printf("%s\n", stream->flush().c_str());
         const double pp = (t1 - t0), tg = (t2 - t1 - sample_s);
-        const int n_tg = std::max(0, *n_predict - 1);
+        const int n_tg = std::max(0, static_cast<int>(out.size()) - 1);
         std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.2f tokens/s | generation: %d tokens in %.3f s = %.2f tokens/s, %.2f ms/token\n",
                      toks.size(), pp, toks.size() / pp, n_tg, tg, n_tg > 0 ? n_tg / tg : 0.0,
                      n_tg > 0 ? 1000.0 * tg / n_tg : 0.0);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     loom::cli::add_run(app);
     loom::cli::add_synth(app);
     loom::cli::add_info(app);
+    loom::cli::add_tokenize(app);
     loom::cli::add_bench(app);
     try {
         app.parse(argc, argv);

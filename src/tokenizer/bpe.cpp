@@ -65,14 +65,14 @@ void Regex::split(std::string_view text, const std::function<void(size_t, size_t
 
 void MergeMap::reserve(size_t n) {
     size_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
+    while (cap < n + n / 2) cap <<= 1;  // load factor <= 2/3
     slots_.assign(cap, Entry{});
     mask_ = cap - 1;
     size_ = 0;
 }
 
 void MergeMap::insert(int32_t left, int32_t right, int32_t rank, int32_t result) {
-    if ((size_ + 1) * 2 > slots_.size()) {  // grow
+    if ((size_ + 1) * 3 > slots_.size() * 2) {  // grow
         std::vector<Entry> old;
         old.swap(slots_);
         reserve(std::max<size_t>(16, old.size()));
@@ -151,17 +151,18 @@ void Tokenizer::Impl::load_bpe(const gguf::File& f) {
         usable[i] = ok && (t == TokenType::Normal || t == TokenType::UserDefined ||
                            t == TokenType::Unused || t == TokenType::Undefined);
     }
-    // raw_to_id first holds every usable token, then merge-only symbols are added while the
-    // merges are read (ids >= n_vocab), and finally those are dropped again.
-    raw_to_id.reserve(n + merge_list.size());
+    // Lookup of every usable token plus the merge-only symbols added while reading merges;
+    // raw_to_id keeps the tokens only.
+    tok::TextMap lookup;
+    lookup.reserve(n + merge_list.size() / 2);
     for (size_t i = 0; i < n; ++i)
-        if (usable[i]) raw_to_id.emplace(raw[i], static_cast<int32_t>(i));
+        if (usable[i]) lookup.emplace(raw[i], static_cast<int32_t>(i));
     auto get = [&](std::string_view s) -> int32_t {
-        auto it = raw_to_id.find(s);
-        if (it != raw_to_id.end()) return it->second;
+        const int32_t found = lookup.find(s);
+        if (found >= 0) return found;
         const int32_t id = static_cast<int32_t>(raw.size());
         raw.emplace_back(s);
-        raw_to_id.emplace(raw.back(), id);
+        lookup.emplace(raw.back(), id);
         return id;
     };
     for (int b = 0; b < 256; ++b) {
@@ -181,10 +182,9 @@ void Tokenizer::Impl::load_bpe(const gguf::File& f) {
         const int32_t l = get(a), r = get(b), res = get(ab);
         merges.insert(l, r, static_cast<int32_t>(i), res);
     }
-    for (auto it = raw_to_id.begin(); it != raw_to_id.end();) {
-        if (it->second >= static_cast<int32_t>(n)) it = raw_to_id.erase(it);
-        else ++it;
-    }
+    raw_to_id.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+        if (usable[i]) raw_to_id.emplace(raw[i], static_cast<int32_t>(i));
 }
 
 void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -196,8 +196,8 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out)
         }
         // not a token: one token per byte, as the reference does
         for (unsigned char c : raw[id]) {
-            auto it = raw_to_id.find(std::string_view(reinterpret_cast<const char*>(&c), 1));
-            if (it != raw_to_id.end()) out.push_back(it->second);
+            const int32_t t = raw_to_id.find(std::string_view(reinterpret_cast<const char*>(&c), 1));
+            if (t >= 0) out.push_back(t);
         }
     };
     const size_t n = word.size();
@@ -246,9 +246,9 @@ void Tokenizer::Impl::bpe_fragment(std::string_view text, std::vector<int32_t>& 
     regex->split(text, [&](size_t off, size_t len) {
         const std::string_view w = text.substr(off, len);
         if (ignore_merges) {
-            auto it = raw_to_id.find(w);
-            if (it != raw_to_id.end()) {
-                out.push_back(it->second);
+            const int32_t id = raw_to_id.find(w);
+            if (id >= 0) {
+                out.push_back(id);
                 return;
             }
         }

@@ -50,9 +50,9 @@ void Tokenizer::Impl::spm_merge(std::string_view text, std::vector<int32_t>& out
     auto try_add = [&](int32_t l, int32_t r) {
         if (l < 0 || r < 0) return;
         const uint32_t size = sym[l].n + sym[r].n;
-        auto it = spm_map.find(text.substr(sym[l].start, size));
-        if (it == spm_map.end()) return;
-        heap.push_back(Bigram{score[it->second], l, r, size});
+        const int32_t id = spm_map.find(text.substr(sym[l].start, size));
+        if (id < 0) return;
+        heap.push_back(Bigram{score[id], l, r, size});
         std::push_heap(heap.begin(), heap.end(), BigramLess{});
     };
     for (int32_t i = 1; i < static_cast<int32_t>(sym.size()); ++i) try_add(i - 1, i);
@@ -72,9 +72,9 @@ void Tokenizer::Impl::spm_merge(std::string_view text, std::vector<int32_t>& out
     }
     for (int32_t i = 0; i >= 0; i = sym[i].next) {
         const std::string_view piece = text.substr(sym[i].start, sym[i].n);
-        auto it = spm_map.find(piece);
-        if (it != spm_map.end()) {
-            out.push_back(it->second);
+        const int32_t id = spm_map.find(piece);
+        if (id >= 0) {
+            out.push_back(id);
             continue;
         }
         for (unsigned char c : piece)

@@ -30,6 +30,34 @@ size_t SvHash::operator()(std::string_view s) const noexcept {
     h ^= h >> 32;
     return static_cast<size_t>(h);
 }
+void TextMap::reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < n + n / 2 + 1) cap <<= 1;
+    if (cap <= slots_.size()) return;
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    size_ = 0;
+    for (const Slot& e : old)
+        if (e.id >= 0) emplace(std::string_view(e.p, e.len), e.id);
+}
+
+bool TextMap::emplace(std::string_view key, int32_t id) {
+    if ((size_ + 1) * 3 > slots_.size() * 2) reserve(std::max<size_t>(16, slots_.size()));
+    const uint64_t h = SvHash{}(key);
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    size_t i = h & mask_;
+    for (;; i = (i + 1) & mask_) {
+        const Slot& e = slots_[i];
+        if (e.id < 0) break;
+        if (e.tag == tag && e.len == key.size() && std::memcmp(e.p, key.data(), key.size()) == 0) return false;
+    }
+    slots_[i] = Slot{key.data(), static_cast<uint32_t>(key.size()), tag, id};
+    ++size_;
+    return true;
+}
+
 }  // namespace tok
 
 namespace {
@@ -109,7 +137,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     im->add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix", im->add_space_prefix);
 
     // token text -> id (first occurrence wins on duplicates)
-    im->all_text.reserve(n * 2);
+    im->all_text.reserve(n);
     for (size_t i = 0; i < n; ++i) im->all_text.emplace(im->text[i], static_cast<int32_t>(i));
 
     // special ids: defaults above, overridden by metadata when in range
@@ -132,13 +160,12 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     // EOT / EOM by text when not declared
     if (im->eot < 0) {
         for (auto t : kEotTexts) {
-            auto it = im->all_text.find(t);
-            if (it != im->all_text.end()) { im->eot = it->second; break; }
+            const int32_t id = im->all_text.find(t);
+            if (id >= 0) { im->eot = id; break; }
         }
     }
     if (im->eom < 0) {
-        auto it = im->all_text.find(std::string_view("<|eom_id|>"));
-        if (it != im->all_text.end()) im->eom = it->second;
+        im->eom = im->all_text.find("<|eom_id|>");
     }
 
     // end-of-generation set; such tokens are control tokens whatever the file says
@@ -149,10 +176,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
         im->eog.push_back(id);
     };
     for (auto t : kEogTexts) {
-        auto it = im->all_text.find(t);
-        if (it == im->all_text.end()) continue;
-        add_eog(it->second);
-        auto& ty = im->type[it->second];
+        const int32_t id = im->all_text.find(t);
+        if (id < 0) continue;
+        add_eog(id);
+        auto& ty = im->type[id];
         if (ty != TokenType::Control && ty != TokenType::Unknown) ty = TokenType::Control;
     }
     add_eog(im->eos);
@@ -177,10 +204,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     if (arch == "phi3" || name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
         for (int32_t id : im->special_sorted) im->attr[id] |= tok::kAttrRstrip;
         auto set = [&](std::string_view t, bool on) {
-            auto it = im->all_text.find(t);
-            if (it == im->all_text.end()) return;
-            if (on) im->attr[it->second] |= tok::kAttrRstrip;
-            else im->attr[it->second] &= static_cast<uint8_t>(~tok::kAttrRstrip);
+            const int32_t id = im->all_text.find(t);
+            if (id < 0) return;
+            if (on) im->attr[id] |= tok::kAttrRstrip;
+            else im->attr[id] &= static_cast<uint8_t>(~tok::kAttrRstrip);
         };
         set("</s>", true);
         set("<unk>", false);
@@ -199,7 +226,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
 
 void Tokenizer::Impl::load_spm() {
     const size_t n = text.size();
-    spm_map.reserve(n * 2);
+    spm_map.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         const TokenType t = type[i];
         // Control, unknown, unused and byte pieces never come out of the merging of text.
@@ -209,23 +236,19 @@ void Tokenizer::Impl::load_spm() {
         spm_map.emplace(text[i], static_cast<int32_t>(i));
     }
     spm_word_split = true;
-    for (const auto& [t, id] : spm_map) {
+    spm_map.for_each([&](std::string_view t, int32_t) {
         size_t p = 0;
         while (t.compare(p, tok::kSpmSpace.size(), tok::kSpmSpace) == 0) p += tok::kSpmSpace.size();
-        if (t.find(tok::kSpmSpace, p) != std::string_view::npos) {
-            spm_word_split = false;
-            break;
-        }
-    }
+        if (t.find(tok::kSpmSpace, p) != std::string_view::npos) spm_word_split = false;
+    });
     static const char* hex = "0123456789ABCDEF";
     for (int b = 0; b < 256; ++b) {
         const char buf[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
-        auto it = all_text.find(std::string_view(buf, 6));
-        spm_byte[b] = it != all_text.end() ? it->second : -1;
+        spm_byte[b] = all_text.find(std::string_view(buf, 6));
         if (spm_byte[b] < 0) {  // no byte token: the character itself, else <unk>
             const char c[1] = {static_cast<char>(b)};
-            auto it3 = spm_map.find(std::string_view(c, 1));
-            spm_byte[b] = it3 != spm_map.end() ? it3->second : unk;
+            const int32_t id = spm_map.find(std::string_view(c, 1));
+            spm_byte[b] = id >= 0 ? id : unk;
         }
     }
 }
@@ -261,9 +284,9 @@ std::string Tokenizer::model() const { return impl_->model; }
 std::string Tokenizer::pre() const { return impl_->pre; }
 
 std::optional<int32_t> Tokenizer::find_token(std::string_view t) const {
-    auto it = impl_->all_text.find(t);
-    if (it == impl_->all_text.end()) return std::nullopt;
-    return it->second;
+    const int32_t id = impl_->all_text.find(t);
+    if (id < 0) return std::nullopt;
+    return id;
 }
 
 const std::string& Tokenizer::token_text(int32_t id) const {

@@ -1,5 +1,7 @@
 // detokenize(tokenize(s)) == s on randomized mixed-script text (fixed seed).
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "tok_test_util.h"
 
@@ -68,5 +70,34 @@ INSTANTIATE_TEST_SUITE_P(Tokenizer, RandomRoundTrip, ::testing::ValuesIn(loom::t
                                  if (c == '-') c = '_';
                              return s;
                          });
+
+}  // namespace
+
+namespace {
+
+// tokenize() is const and thread-safe: threads share (or skip) the word cache.
+TEST(TokenizerThreads, ConcurrentTokenizeMatchesSerial) {
+    LOOM_REQUIRE_SHARED();
+    for (const std::string name : {"llama-bpe", "llama-spm"}) {
+        const loom::Tokenizer& tok = loom::test::vocab(name);
+        std::mt19937 rng(99);
+        std::vector<std::string> texts;
+        for (int i = 0; i < 200; ++i) texts.push_back(random_text(rng));
+        std::vector<std::vector<int32_t>> want;
+        for (const auto& t : texts) want.push_back(tok.tokenize(t, true, false));
+        std::atomic<int> bad{0};
+        std::vector<std::thread> threads;
+        for (int k = 0; k < 4; ++k)
+            threads.emplace_back([&, k] {
+                for (int rep = 0; rep < 5; ++rep)
+                    for (size_t i = 0; i < texts.size(); ++i) {
+                        const size_t j = (i * 7 + static_cast<size_t>(k) * 13 + static_cast<size_t>(rep)) % texts.size();
+                        if (tok.tokenize(texts[j], true, false) != want[j]) ++bad;
+                    }
+            });
+        for (auto& t : threads) t.join();
+        EXPECT_EQ(bad.load(), 0) << name;
+    }
+}
 
 }  // namespace

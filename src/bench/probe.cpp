@@ -1,0 +1,219 @@
+// Bandwidth and int8-peak probes, and their cache.
+#include "bench/probe.h"
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "kernels/kernels.h"
+#include "model/ops.h"
+#include "quant/formats.h"
+#include "util/threadpool.h"
+
+namespace loom::bench {
+
+std::string iso_time_now() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string Probe::key() const {
+    return cpu_model + " | " + features + " | " + kernel + " | t" + std::to_string(threads);
+}
+
+nlohmann::json probe_to_json(const Probe& p) {
+    return {{"cpu_model", p.cpu_model}, {"features", p.features}, {"kernel", p.kernel},
+            {"threads", p.threads},     {"bandwidth_gbs", p.bandwidth_gbs}, {"int8_gmacs", p.int8_gmacs},
+            {"measured_at", p.measured_at}, {"cached", p.cached}};
+}
+
+Probe probe_from_json(const nlohmann::json& j) {
+    Probe p;
+    p.cpu_model = j.at("cpu_model").get<std::string>();
+    p.features = j.at("features").get<std::string>();
+    p.kernel = j.at("kernel").get<std::string>();
+    p.threads = j.at("threads").get<int>();
+    p.bandwidth_gbs = j.at("bandwidth_gbs").get<double>();
+    p.int8_gmacs = j.at("int8_gmacs").get<double>();
+    p.measured_at = j.value("measured_at", "");
+    return p;
+}
+
+namespace {
+
+size_t available_ram() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t kb = 0;
+    std::string unit;
+    while (f >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{4} << 30;
+}
+
+// Repeats `pass` (returns the units it did) until min_seconds have passed (at
+// least twice, the first pass excluded); returns the best units per second.
+template <typename F>
+double best_rate(double min_seconds, F pass) {
+    pass();  // warm-up
+    double best = 0, total = 0;
+    for (int i = 0; i < 2 || total < min_seconds; ++i) {
+        const double t0 = steady_seconds();
+        const double units = pass();
+        const double dt = steady_seconds() - t0;
+        total += dt;
+        if (dt > 0) best = std::max(best, units / dt);
+        if (i > 1000) break;
+    }
+    return best;
+}
+
+}  // namespace
+
+double probe_bandwidth(int threads, const ProbeOptions& opts) {
+    size_t bytes = std::min(opts.bandwidth_bytes, available_ram() / 4);
+    bytes = std::max<size_t>(bytes / 4096 * 4096, 1 << 20);
+    const size_t n = bytes / sizeof(uint64_t);
+    std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+    ThreadPool pool(threads);
+    // First touch from the threads that will read (NUMA placement).
+    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+    });
+    std::vector<uint64_t> sink(static_cast<size_t>(threads) * 8, 0);
+    return best_rate(opts.min_seconds, [&] {
+        pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int ith) {
+            // Eight independent sums: the compiler vectorizes this loop.
+            uint64_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int64_t i = b;
+            for (; i + 8 <= e; i += 8)
+                for (int k = 0; k < 8; ++k) s[k] += buf[i + k];
+            for (; i < e; ++i) s[0] += buf[i];
+            for (int k = 0; k < 8; ++k) sink[static_cast<size_t>(ith) * 8 + k] += s[k];
+        });
+        return static_cast<double>(n * sizeof(uint64_t)) / 1e9;
+    });
+}
+
+double probe_int8(int threads, const ProbeOptions& opts, std::string* kernel_name) {
+    const int64_t rows = opts.gemm_rows, cols = opts.gemm_cols, T = opts.gemm_tokens;
+    if (cols % quant::QK4_0 != 0) throw std::invalid_argument("probe: GEMM columns must be a multiple of 32");
+    // Random Q4_0 weights in the engine's layout for this CPU.
+    const size_t rb = row_bytes(GgmlType::Q4_0, cols);
+    std::vector<uint8_t> plain(rb * static_cast<size_t>(rows));
+    std::mt19937_64 rng(7);
+    for (size_t i = 0; i < plain.size(); i += sizeof(quant::BlockQ4_0)) {
+        auto* blk = reinterpret_cast<quant::BlockQ4_0*>(plain.data() + i);
+        blk->d = quant::f32_to_fp16(0.01f);
+        for (int j = 0; j < quant::QK4_0 / 2; ++j) blk->qs[j] = static_cast<uint8_t>(rng());
+    }
+    Weight w;
+    w.name = "probe";
+    w.type = GgmlType::Q4_0;
+    w.n_in = cols;
+    w.n_out = rows;
+    w.row_bytes = rb;
+    w.data = plain.data();
+    std::vector<uint8_t> packed;
+    w.kernel = kernels::select(GgmlType::Q4_0, kernels::cpu_features());
+    if (w.kernel && w.kernel->pack) {
+        packed.resize(w.kernel->packed_size(rows, cols));
+        w.kernel->pack(plain.data(), packed.data(), rows, cols);
+        w.data = packed.data();
+    }
+    if (kernel_name) *kernel_name = w.kernel ? w.kernel->name : "reference (quant::vec_dot)";
+    std::vector<float> X(static_cast<size_t>(T * cols)), Y(static_cast<size_t>(T * rows));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (float& x : X) x = nd(rng);
+    ThreadPool pool(threads);
+    const double gmac = static_cast<double>(rows) * cols * T / 1e9;
+    return best_rate(opts.min_seconds, [&] {
+        ops::matmul(pool, w, X.data(), T, Y.data());
+        return gmac;
+    });
+}
+
+Probe run_probe(int threads, const ProbeOptions& opts) {
+    Probe p;
+    p.cpu_model = kernels::cpu_model_name();
+    p.features = kernels::feature_names(kernels::cpu_features());
+    p.threads = threads;
+    if (opts.log) opts.log("probe: memory read bandwidth, " + std::to_string(threads) + " thread(s)...");
+    p.bandwidth_gbs = probe_bandwidth(threads, opts);
+    if (opts.log) opts.log("probe: int8 matmul peak (Q4_0 weights), " + std::to_string(threads) + " thread(s)...");
+    p.int8_gmacs = probe_int8(threads, opts, &p.kernel);
+    p.measured_at = iso_time_now();
+    return p;
+}
+
+// ------------------------------------------------------------------ cache
+
+namespace {
+
+std::string current_kernel() {
+    const kernels::MatmulKernel* k = kernels::select(GgmlType::Q4_0, kernels::cpu_features());
+    return k ? k->name : "reference (quant::vec_dot)";
+}
+
+nlohmann::json read_cache(const std::string& dir) {
+    std::ifstream f(std::filesystem::path(dir) / "probe.json");
+    if (!f) return nlohmann::json::object();
+    try {
+        nlohmann::json j = nlohmann::json::parse(f);
+        return j.is_object() ? j : nlohmann::json::object();
+    } catch (const std::exception&) {
+        return nlohmann::json::object();  // a damaged cache is just a miss
+    }
+}
+
+}  // namespace
+
+std::optional<Probe> load_cached_probe(const std::string& dir, int threads) {
+    Probe want;
+    want.cpu_model = kernels::cpu_model_name();
+    want.features = kernels::feature_names(kernels::cpu_features());
+    want.kernel = current_kernel();
+    want.threads = threads;
+    const nlohmann::json j = read_cache(dir);
+    auto it = j.find(want.key());
+    if (it == j.end()) return std::nullopt;
+    try {
+        Probe p = probe_from_json(*it);
+        if (p.key() != want.key() || !(p.bandwidth_gbs > 0) || !(p.int8_gmacs > 0)) return std::nullopt;
+        p.cached = true;
+        return p;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+void save_probe(const std::string& dir, const Probe& p) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    nlohmann::json j = read_cache(dir);
+    nlohmann::json e = probe_to_json(p);
+    e.erase("cached");
+    j[p.key()] = e;
+    const auto path = std::filesystem::path(dir) / "probe.json";
+    const auto tmp = path.string() + ".tmp" + std::to_string(::getpid());
+    {
+        std::ofstream f(tmp);
+        if (!f) return;  // caching is best effort
+        f << j.dump(2) << "\n";
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) std::filesystem::remove(tmp, ec);
+}
+
+}  // namespace loom::bench

@@ -1,0 +1,47 @@
+// Machine limits for the roofline: memory read bandwidth and the int8
+// dot-product peak of the engine's own Q4_0 matmul kernel. Results are cached
+// per (CPU, features, kernel, threads) in the cache folder, so later runs show
+// roofline fractions without probing again; a new kernel or CPU misses the
+// cache and is probed afresh.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace loom::bench {
+
+struct Probe {
+    std::string cpu_model, features, kernel;  // kernel: the Q4_0 matmul timed
+    int threads = 1;
+    double bandwidth_gbs = 0;   // GB/s (1e9 bytes), best pass
+    double int8_gmacs = 0;      // GMAC/s, best pass
+    std::string measured_at;    // ISO-8601 UTC
+    bool cached = false;        // read from the cache file this run
+    std::string key() const;
+};
+
+nlohmann::json probe_to_json(const Probe& p);
+Probe probe_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception on bad input
+
+struct ProbeOptions {
+    size_t bandwidth_bytes = size_t{1} << 30;  // buffer read (capped to a quarter of RAM)
+    double min_seconds = 1.0;                  // per measurement
+    int gemm_rows = 4096, gemm_cols = 4096, gemm_tokens = 64;
+    std::function<void(const std::string&)> log;
+};
+
+// Measures both limits with `threads` threads.
+Probe run_probe(int threads, const ProbeOptions& opts = {});
+double probe_bandwidth(int threads, const ProbeOptions& opts);
+double probe_int8(int threads, const ProbeOptions& opts, std::string* kernel_name = nullptr);
+
+// The cache: <dir>/probe.json, an object keyed by Probe::key().
+std::optional<Probe> load_cached_probe(const std::string& dir, int threads);
+void save_probe(const std::string& dir, const Probe& p);
+
+// Current time as "2025-01-31T12:34:56Z".
+std::string iso_time_now();
+
+}  // namespace loom::bench

@@ -1,0 +1,151 @@
+// Q4_0 x Q8_0 and Q8_0 x Q8_0 with AVX2: 8 output rows per ymm lane set.
+//
+// Weights are packed 8 rows x 4 bytes per vector (x86_common.h). No VPDPBUSD here:
+//   Q4_0: VPMADDUBSW(nibbles 0..15, 4 activation bytes broadcast) gives int16 pair sums
+//         of at most 2*15*127; the eight of a block add up in int16 (<= 30480, exact),
+//         then one VPMADDWD with ones makes each row's int32 sum, plus -8 * sum(a).
+//   Q8_0: the sign trick, VPMADDUBSW(|w|, sign(a, w)) (pairs <= 2*128*127, exact), then
+//         VPMADDWD with ones per 4-byte chunk (two chunks could overflow int16).
+// Per block and activation row: acc = fma((float)isum, d_w * d_a, acc), the contract of
+// kernels.h, for one row (GEMV) or tiles of up to 4 rows (GEMM) alike.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/x86/x86_common.h"
+#include "kernels/x86/x86_kernels.h"
+
+namespace loom::kernels::x86 {
+
+namespace {
+
+constexpr int R = 8;
+constexpr int kTile = 4;
+constexpr int kKBlock = 64;
+
+inline __m256i bcast4(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+inline __m256i row_mask(int valid) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+template <bool kQ4>
+struct Fmt {
+    static constexpr size_t main = kQ4 ? q4_0_main(R) : q8_0_main(R);
+    static constexpr int off = kQ4 ? 8 : 0;
+};
+
+template <bool kQ4, int NT>
+inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m256* acc) {
+    constexpr size_t S = kPanelQ8_0Stride;
+    const __m256i m0f = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    wq += b0 * Fmt<kQ4>::main;
+    pn += b0 * NT * S;
+    for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
+        const uint8_t* aq = pn;
+        const uint8_t* ad = pn + NT * 32;
+        const uint8_t* ac = pn + NT * 36;
+        __m256i isum[NT];
+        if constexpr (kQ4) {
+            __m256i s16[NT];
+            for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+            for (int c = 0; c < 4; ++c) {
+                const __m256i n = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * c));
+                const __m256i lo = _mm256_and_si256(n, m0f);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(n, 4), m0f);
+                for (int t = 0; t < NT; ++t) {
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, bcast4(aq + 32 * t + 4 * c)));
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast4(aq + 32 * t + 16 + 4 * c)));
+                }
+            }
+            for (int t = 0; t < NT; ++t) isum[t] = _mm256_add_epi32(_mm256_madd_epi16(s16[t], ones), bcast4(ac + 4 * t));
+        } else {
+            for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+            for (int c = 0; c < 8; ++c) {
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * c));
+                const __m256i av = _mm256_sign_epi8(v, v);
+                for (int t = 0; t < NT; ++t) {
+                    const __m256i a = _mm256_sign_epi8(bcast4(aq + 32 * t + 4 * c), v);
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av, a), ones));
+                }
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wd + b * R)));
+        for (int t = 0; t < NT; ++t) {
+            float da;
+            std::memcpy(&da, ad + 4 * t, 4);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc[t]);
+        }
+    }
+}
+
+// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x 8 running sums.
+template <bool kQ4, int NT>
+void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_load_ps(acc_mem + 8 * t);
+    tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
+    for (int t = 0; t < NT; ++t) _mm256_store_ps(acc_mem + 8 * t, acc[t]);
+}
+
+template <bool kQ4>
+void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc) {
+    switch (nt) {
+    case 1: return group_tile<kQ4, 1>(wq, wd, pn, b0, b1, acc);
+    case 2: return group_tile<kQ4, 2>(wq, wd, pn, b0, b1, acc);
+    case 3: return group_tile<kQ4, 3>(wq, wd, pn, b0, b1, acc);
+    default: return group_tile<kQ4, 4>(wq, wd, pn, b0, b1, acc);
+    }
+}
+
+template <bool kQ4>
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
+            int64_t o0, int64_t o1, int64_t T) {
+    const int64_t nb = n_in / 32;
+    const size_t gs = group_bytes(nb, Fmt<kQ4>::main, R);
+    const uint8_t* base = align64(w);
+    const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
+    // Few rows: one pass over all blocks per tile. Many rows: every tile sweeps kKBlock
+    // blocks of the group before the next ones, so the weights are reused from L1;
+    // the running sums wait in y between sweeps (same operations, same order).
+    const int64_t kb = T > kTile ? kKBlock : nb;
+    alignas(32) float accbuf[kTile * 8];
+    for (int64_t o = o0; o < o1; o += R) {
+        const uint8_t* g = base + (o / R) * gs;
+        const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
+        const __m256i m = row_mask(o1 - o < R ? static_cast<int>(o1 - o) : R);
+        for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+            const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
+            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
+                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
+                float* yy = y + t0 * ldy + o;
+                for (int t = 0; t < nt; ++t)
+                    _mm256_store_ps(accbuf + 8 * t, b0 == 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(yy + t * ldy, m));
+                run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accbuf);
+                for (int t = 0; t < nt; ++t) _mm256_maskstore_ps(yy + t * ldy, m, _mm256_load_ps(accbuf + 8 * t));
+            }
+        }
+    }
+}
+
+size_t size_q4_0(int64_t n_out, int64_t n_in) { return packed_size_q4_0(n_out, n_in, R); }
+size_t size_q8_0(int64_t n_out, int64_t n_in) { return packed_size_q8_0(n_out, n_in, R); }
+void pack4(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q4_0(s, d, n_out, n_in, R); }
+void pack8(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q8_0(s, d, n_out, n_in, R, false); }
+
+}  // namespace
+
+const MatmulKernel kMatmulQ4_0Avx2 = {
+    "matmul_f32_q4_0x8x4_q8_0_avx2", "avx2", kAvx2Features, GgmlType::Q4_0, GgmlType::Q8_0, R,
+    size_q4_0, pack4, quantize_q8_0_avx2, matmul<true>};
+const MatmulKernel kMatmulQ8_0Avx2 = {
+    "matmul_f32_q8_0x8x4_q8_0_avx2", "avx2", kAvx2Features, GgmlType::Q8_0, GgmlType::Q8_0, R,
+    size_q8_0, pack8, quantize_q8_0_avx2, matmul<false>};
+
+}  // namespace loom::kernels::x86

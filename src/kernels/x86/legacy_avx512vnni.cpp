@@ -1,0 +1,185 @@
+// Q4_0 x Q8_0 and Q8_0 x Q8_0 with AVX-512 VNNI: 16 output rows per zmm lane set.
+//
+// Weights are packed 16 rows x 4 bytes per vector (x86_common.h), as unsigned codes
+// (Q4_0 nibbles 0..15 = q + 8; Q8_0 bytes q + 128). One VPDPBUSD against 4 activation
+// bytes broadcast from the panel adds a 4-element partial dot to each row's int32 lane;
+// starting the lane at corr = -off * sum(a) makes it the exact signed block dot isum.
+// Per block and activation row: acc = fma((float)isum, d_w * d_a, acc), i.e. exactly
+// the contract of kernels.h; the same code runs for one activation row (GEMV) and for
+// tiles of up to 8 rows (GEMM), so every row of a GEMM equals its GEMV bit for bit.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/x86/x86_kernels.h"
+#include "kernels/x86/x86_common.h"
+
+namespace loom::kernels::x86 {
+
+namespace {
+
+constexpr int R = 16;
+constexpr int kTile = 8;     // activation rows per register tile
+constexpr int kKBlock = 64;  // weight blocks per pass over the tiles (keeps them in L1)
+
+inline __m512i bcast4(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+template <bool kQ4>
+struct Fmt {
+    static constexpr size_t main = kQ4 ? q4_0_main(R) : q8_0_main(R);
+    static constexpr int off = kQ4 ? 8 : 128;
+};
+
+// One group of 16 rows x NT activation rows over blocks [b0, b1): acc updated in place.
+template <bool kQ4, int NT>
+inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m512* acc) {
+    constexpr size_t S = kPanelQ8_0Stride;
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    wq += b0 * Fmt<kQ4>::main;
+    pn += b0 * NT * S;
+    for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
+        const uint8_t* aq = pn;
+        const uint8_t* ad = pn + NT * 32;
+        const uint8_t* ac = pn + NT * 36;
+        __m512i s[NT], s2[NT];  // two chains per row: shorter dependencies for small NT
+        for (int t = 0; t < NT; ++t) {
+            s[t] = bcast4(ac + 4 * t);
+            s2[t] = _mm512_setzero_si512();
+        }
+        if constexpr (kQ4) {
+            for (int c = 0; c < 4; ++c) {
+                const __m512i n = _mm512_loadu_si512(wq + 64 * c);
+                const __m512i lo = _mm512_and_si512(n, m0f);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(n, 4), m0f);
+                for (int t = 0; t < NT; ++t) {
+                    s[t] = _mm512_dpbusd_epi32(s[t], lo, bcast4(aq + 32 * t + 4 * c));
+                    s2[t] = _mm512_dpbusd_epi32(s2[t], hi, bcast4(aq + 32 * t + 16 + 4 * c));
+                }
+            }
+        } else {
+            for (int c = 0; c < 8; c += 2) {
+                const __m512i v0 = _mm512_loadu_si512(wq + 64 * c);
+                const __m512i v1 = _mm512_loadu_si512(wq + 64 * (c + 1));
+                for (int t = 0; t < NT; ++t) {
+                    s[t] = _mm512_dpbusd_epi32(s[t], v0, bcast4(aq + 32 * t + 4 * c));
+                    s2[t] = _mm512_dpbusd_epi32(s2[t], v1, bcast4(aq + 32 * t + 4 * c + 4));
+                }
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
+        for (int t = 0; t < NT; ++t) {
+            float da;
+            std::memcpy(&da, ad + 4 * t, 4);
+            const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(s[t], s2[t]));
+            acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
+        }
+    }
+}
+
+// All blocks of one group for NT rows, k-blocked: the accumulators of the tile stay
+// in registers for kKBlock blocks, then go through y (same order of operations).
+template <bool kQ4, int NT>
+void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t nb, float* y, int64_t ldy,
+                __mmask16 m) {
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    tile<kQ4, NT>(wq, wd, pn, 0, nb, acc);
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
+}
+
+template <bool kQ4, int NT>
+void group_tile_kb(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_loadu_ps(acc_mem + 16 * t);
+    tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
+    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(acc_mem + 16 * t, acc[t]);
+}
+
+template <bool kQ4>
+void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t nb, float* y, int64_t ldy,
+              __mmask16 m) {
+    switch (nt) {
+    case 1: return group_tile<kQ4, 1>(wq, wd, pn, nb, y, ldy, m);
+    case 2: return group_tile<kQ4, 2>(wq, wd, pn, nb, y, ldy, m);
+    case 3: return group_tile<kQ4, 3>(wq, wd, pn, nb, y, ldy, m);
+    case 4: return group_tile<kQ4, 4>(wq, wd, pn, nb, y, ldy, m);
+    case 5: return group_tile<kQ4, 5>(wq, wd, pn, nb, y, ldy, m);
+    case 6: return group_tile<kQ4, 6>(wq, wd, pn, nb, y, ldy, m);
+    case 7: return group_tile<kQ4, 7>(wq, wd, pn, nb, y, ldy, m);
+    default: return group_tile<kQ4, 8>(wq, wd, pn, nb, y, ldy, m);
+    }
+}
+
+template <bool kQ4>
+void run_tile_kb(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1,
+                 float* acc) {
+    switch (nt) {
+    case 1: return group_tile_kb<kQ4, 1>(wq, wd, pn, b0, b1, acc);
+    case 2: return group_tile_kb<kQ4, 2>(wq, wd, pn, b0, b1, acc);
+    case 3: return group_tile_kb<kQ4, 3>(wq, wd, pn, b0, b1, acc);
+    case 4: return group_tile_kb<kQ4, 4>(wq, wd, pn, b0, b1, acc);
+    case 5: return group_tile_kb<kQ4, 5>(wq, wd, pn, b0, b1, acc);
+    case 6: return group_tile_kb<kQ4, 6>(wq, wd, pn, b0, b1, acc);
+    case 7: return group_tile_kb<kQ4, 7>(wq, wd, pn, b0, b1, acc);
+    default: return group_tile_kb<kQ4, 8>(wq, wd, pn, b0, b1, acc);
+    }
+}
+
+template <bool kQ4>
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
+            int64_t o0, int64_t o1, int64_t T) {
+    const int64_t nb = n_in / 32;
+    const size_t gs = group_bytes(nb, Fmt<kQ4>::main, R);
+    const uint8_t* base = align64(w);
+    const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
+    const bool kblock = T > kTile && nb > kKBlock;
+    alignas(64) float accbuf[kTile * 16];
+    for (int64_t o = o0; o < o1; o += R) {
+        const uint8_t* g = base + (o / R) * gs;
+        const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
+        const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
+        const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+        if (!kblock) {
+            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
+                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
+                run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, nb, y + t0 * ldy + o, ldy, m);
+            }
+            continue;
+        }
+        // Many rows: sweep all tiles over kKBlock blocks of this group at a time, so the
+        // group's weights are read from L1 by every tile. Partial sums live in y.
+        for (int64_t b0 = 0; b0 < nb; b0 += kKBlock) {
+            const int64_t b1 = nb - b0 < kKBlock ? nb : b0 + kKBlock;
+            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
+                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
+                float* yy = y + t0 * ldy + o;
+                for (int t = 0; t < nt; ++t)
+                    _mm512_store_ps(accbuf + 16 * t,
+                                    b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yy + t * ldy));
+                run_tile_kb<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accbuf);
+                for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(yy + t * ldy, m, _mm512_load_ps(accbuf + 16 * t));
+            }
+        }
+    }
+}
+
+size_t size_q4_0(int64_t n_out, int64_t n_in) { return packed_size_q4_0(n_out, n_in, R); }
+size_t size_q8_0(int64_t n_out, int64_t n_in) { return packed_size_q8_0(n_out, n_in, R); }
+void pack4(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q4_0(s, d, n_out, n_in, R); }
+void pack8(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q8_0(s, d, n_out, n_in, R, true); }
+
+}  // namespace
+
+const MatmulKernel kMatmulQ4_0Avx512 = {
+    "matmul_f32_q4_0x16x4_q8_0_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q4_0, GgmlType::Q8_0, R,
+    size_q4_0, pack4, quantize_q8_0_avx512, matmul<true>};
+const MatmulKernel kMatmulQ8_0Avx512 = {
+    "matmul_f32_q8_0x16x4_q8_0_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q8_0, GgmlType::Q8_0, R,
+    size_q8_0, pack8, quantize_q8_0_avx512, matmul<false>};
+
+}  // namespace loom::kernels::x86

@@ -1,0 +1,155 @@
+// Weight repacking and activation panels for the x86 kernels (layouts in
+// x86_common.h). Plain C++, built with the baseline ISA: it runs once per weight at
+// load, and once per matmul call on the (small) activations.
+#include <cstring>
+#include <vector>
+
+#include "kernels/x86/x86_common.h"
+#include "quant/formats.h"
+#include "quant/ref.h"
+
+namespace loom::kernels::x86 {
+
+using quant::BlockQ4_0;
+using quant::BlockQ6_K;
+using quant::BlockQ8_0;
+using quant::BlockQ8_K;
+
+namespace {
+
+size_t packed_bytes(int64_t n_out, int64_t n_in, int qk, size_t main, int R) {
+    return static_cast<size_t>(ceil_div(n_out, R)) * group_bytes(n_in / qk, main, R) + 64;
+}
+
+// Packs rows made of blocks of `block_bytes` (fp16 scale first, as Q4_0 / Q8_0) whose
+// quant bytes (`qbytes` of them after the scale) go to the main part 4 at a time.
+void pack_legacy(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in, int R, int qk,
+                 size_t block_bytes, size_t qbytes, uint8_t xor_mask) {
+    const int64_t nb = n_in / qk, ng = ceil_div(n_out, R);
+    const size_t main = qbytes * static_cast<size_t>(R), gs = group_bytes(nb, main, R);
+    const size_t rb = block_bytes * static_cast<size_t>(nb);
+    uint8_t* dst = align64(dst0);
+    for (int64_t g = 0; g < ng; ++g) {
+        uint8_t* G = dst + g * gs;
+        std::memset(G, 0, gs);
+        uint8_t* S = G + nb * main;
+        for (int r = 0; r < R && g * R + r < n_out; ++r) {
+            const uint8_t* row = src + static_cast<size_t>(g * R + r) * rb;
+            for (int64_t b = 0; b < nb; ++b) {
+                const uint8_t* blk = row + b * block_bytes;
+                std::memcpy(S + b * 2 * R + 2 * r, blk, 2);
+                uint8_t* M = G + b * main;
+                for (size_t c = 0; c < qbytes / 4; ++c)
+                    for (int i = 0; i < 4; ++i) M[c * 4 * R + 4 * r + i] = blk[2 + 4 * c + i] ^ xor_mask;
+            }
+        }
+    }
+}
+
+std::vector<uint8_t>& panel_buffer(size_t n) {
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf;
+}
+
+}  // namespace
+
+size_t packed_size_q4_0(int64_t n_out, int64_t n_in, int R) {
+    return packed_bytes(n_out, n_in, quant::QK4_0, q4_0_main(R), R);
+}
+size_t packed_size_q8_0(int64_t n_out, int64_t n_in, int R) {
+    return packed_bytes(n_out, n_in, quant::QK8_0, q8_0_main(R), R);
+}
+size_t packed_size_q6_K(int64_t n_out, int64_t n_in, int R) {
+    return packed_bytes(n_out, n_in, quant::QK_K, q6_K_main(R), R);
+}
+
+void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R) {
+    static_assert(sizeof(BlockQ4_0) == 18);
+    pack_legacy(src, dst, n_out, n_in, R, quant::QK4_0, sizeof(BlockQ4_0), 16, 0);
+}
+
+void pack_q8_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R, bool offset128) {
+    static_assert(sizeof(BlockQ8_0) == 34);
+    pack_legacy(src, dst, n_out, n_in, R, quant::QK8_0, sizeof(BlockQ8_0), 32, offset128 ? 0x80 : 0);
+}
+
+void pack_q6_K(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in, int R) {
+    const int64_t nb = n_in / quant::QK_K, ng = ceil_div(n_out, R);
+    const size_t main = q6_K_main(R), gs = group_bytes(nb, main, R);
+    const size_t rb = sizeof(BlockQ6_K) * static_cast<size_t>(nb);
+    uint8_t* dst = align64(dst0);
+    for (int64_t g = 0; g < ng; ++g) {
+        uint8_t* G = dst + g * gs;
+        std::memset(G, 0, gs);
+        uint8_t* D = G + nb * main;
+        for (int r = 0; r < R && g * R + r < n_out; ++r) {
+            const uint8_t* row = src + static_cast<size_t>(g * R + r) * rb;
+            for (int64_t b = 0; b < nb; ++b) {
+                BlockQ6_K blk;
+                std::memcpy(&blk, row + b * sizeof(BlockQ6_K), sizeof blk);
+                uint8_t u[quant::QK_K];
+                for (int e = 0; e < quant::QK_K; ++e) u[e] = static_cast<uint8_t>(quant::ref::q6_K_code(blk, e) + 32);
+                uint8_t* M = G + b * main;
+                for (int j = 0; j < 16; ++j) {
+                    for (int k = 0; k < 3; ++k)
+                        for (int i = 0; i < 4; ++i)
+                            M[(3 * j + k) * 4 * R + 4 * r + i] = static_cast<uint8_t>(
+                                u[16 * j + 4 * k + i] | (((u[16 * j + 12 + i] >> (2 * k)) & 3) << 6));
+                    M[192 * R + j * R + r] = static_cast<uint8_t>(blk.scales[j]);
+                }
+                std::memcpy(D + b * 2 * R + 2 * r, &blk.d, 2);
+            }
+        }
+    }
+}
+
+const uint8_t* panel_q8_0(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile, int off) {
+    constexpr size_t S = kPanelQ8_0Stride;
+    auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
+    for (int64_t t0 = 0; t0 < T; t0 += tile) {
+        const int64_t nt = T - t0 < tile ? T - t0 : tile;
+        uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
+        for (int64_t b = 0; b < nb; ++b, p += nt * S) {
+            for (int64_t t = 0; t < nt; ++t) {
+                const uint8_t* blk = act + (t0 + t) * arb + b * sizeof(BlockQ8_0);
+                uint16_t d16;
+                std::memcpy(&d16, blk, 2);
+                std::memcpy(p + t * 32, blk + 2, 32);
+                int32_t sum = 0;
+                for (int i = 0; i < 32; ++i) sum += static_cast<int8_t>(blk[2 + i]);
+                const float d = quant::fp16_to_f32(d16);
+                const int32_t corr = -off * sum;
+                std::memcpy(p + nt * 32 + t * 4, &d, 4);
+                std::memcpy(p + nt * 36 + t * 4, &corr, 4);
+            }
+        }
+    }
+    return buf.data();
+}
+
+const uint8_t* panel_q8_K(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile) {
+    constexpr size_t S = kPanelQ8_KStride;
+    auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
+    for (int64_t t0 = 0; t0 < T; t0 += tile) {
+        const int64_t nt = T - t0 < tile ? T - t0 : tile;
+        uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
+        for (int64_t b = 0; b < nb; ++b, p += nt * S) {
+            for (int64_t t = 0; t < nt; ++t) {
+                BlockQ8_K blk;
+                std::memcpy(&blk, act + (t0 + t) * arb + b * sizeof(BlockQ8_K), sizeof blk);
+                std::memcpy(p + t * 256, blk.qs, 256);
+                for (int j = 0; j < 16; ++j) {  // from qs, not trusting bsums
+                    int32_t sum = 0;
+                    for (int i = 0; i < 16; ++i) sum += blk.qs[16 * j + i];
+                    const int32_t corr = -32 * sum;
+                    std::memcpy(p + nt * 256 + (t * 16 + j) * 4, &corr, 4);
+                }
+                std::memcpy(p + nt * 320 + t * 4, &blk.d, 4);
+            }
+        }
+    }
+    return buf.data();
+}
+
+}  // namespace loom::kernels::x86

@@ -1,0 +1,76 @@
+// Shared by the x86 kernels: packed weight layouts, the per-call activation panel,
+// and the vectorized activation quantizers.
+//
+// Packed weights (all x86 kernels). A packed tensor starts at the first 64-byte
+// boundary at or after the buffer start (packed_size reserves 64 bytes of slack), so
+// every vector load of weight bytes is cache-line aligned whatever the allocator
+// returns. Output rows are packed in groups of R (16 for AVX-512, 8 for AVX2); the
+// last group is zero-padded to R rows. Group g lives at base + g * group_bytes and
+// holds, for its nb blocks:
+//   [ nb x main part ][ nb x R fp16 weight scales, zero-padded to a multiple of 64 ]
+// with the scales of block b, rows 0..R-1, at scale_area + b * 2R.
+//   Q4_0 main part (R*16 bytes): for c = 0..3, R x 4 bytes: row r's bytes qs[4c..4c+3]
+//     (low nibbles: elements 4c..4c+3, high nibbles: elements 16+4c..16+4c+3, both as
+//     unsigned 0..15 = q + 8). One vector = R rows x 4 consecutive elements.
+//   Q8_0 main part (R*32 bytes): for c = 0..7, R x 4 bytes: row r's qs[4c..4c+3],
+//     XOR 0x80 (= q + 128 as an unsigned byte) for AVX-512 VNNI, plain for AVX2.
+//   Q6_K main part (R*208 bytes): for sub-block j = 0..15: three vectors k = 0..2 of
+//     R x 4 bytes; byte i of row r in vector k holds u(16j+4k+i) in bits 0..5 and bits
+//     2k..2k+1 of u(16j+12+i) in bits 6..7, where u = q6 + 32 (0..63). Then the int8
+//     sub-block scales, [j][r] (16 x R bytes).
+//
+// Activation panel (built once per matmul call by each thread from the quantized
+// rows, see panel_q8_0 / panel_q8_K): rows are taken in tiles of up to `tile` rows;
+// the tile starting at row t0 holding nt rows lives at panel + t0 * nb * stride, with,
+// for each block b in order, nt x `stride` bytes:
+//   Q8_0: [nt x 32 qs bytes][nt x float d][nt x int32 corr = -off * sum(qs)]  (stride 40)
+//   Q8_K: [nt x 256 qs][nt x 16 int32 corr_j = -32 * bsum_j][nt x float d]   (stride 324)
+// so a kernel walks one pointer per tile and broadcasts 4 activation bytes at a time.
+// The correction turns the unsigned weight codes back into signed ones exactly:
+// sum(u * a) - off * sum(a) = sum((u - off) * a).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace loom::kernels::x86 {
+
+// Internal linkage: this header is included by files compiled with different ISA
+// flags, so nothing here may be merged across them by the linker.
+namespace {
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+constexpr size_t round64(size_t x) { return (x + 63) & ~static_cast<size_t>(63); }
+inline const uint8_t* align64(const uint8_t* p) {
+    return p + ((64 - (reinterpret_cast<uintptr_t>(p) & 63)) & 63);
+}
+inline uint8_t* align64(uint8_t* p) { return p + ((64 - (reinterpret_cast<uintptr_t>(p) & 63)) & 63); }
+// Main-part bytes per block of one group.
+constexpr size_t q4_0_main(int R) { return static_cast<size_t>(R) * 16; }
+constexpr size_t q8_0_main(int R) { return static_cast<size_t>(R) * 32; }
+constexpr size_t q6_K_main(int R) { return static_cast<size_t>(R) * 208; }
+constexpr size_t group_bytes(int64_t nb, size_t main, int R) {
+    return static_cast<size_t>(nb) * main + round64(static_cast<size_t>(nb) * 2 * static_cast<size_t>(R));
+}
+constexpr size_t kPanelQ8_0Stride = 40;
+constexpr size_t kPanelQ8_KStride = 256 + 64 + 4;
+}  // namespace
+
+// ------------------------------------------------------------------ pack.cpp (baseline ISA)
+size_t packed_size_q4_0(int64_t n_out, int64_t n_in, int R);
+size_t packed_size_q8_0(int64_t n_out, int64_t n_in, int R);
+size_t packed_size_q6_K(int64_t n_out, int64_t n_in, int R);
+void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
+void pack_q8_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R, bool offset128);
+void pack_q6_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
+
+// Panels live in a per-thread buffer, valid until the thread's next panel call.
+const uint8_t* panel_q8_0(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile, int off);
+const uint8_t* panel_q8_K(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile);
+
+// ------------------------------------------------------------------ quantize_*.cpp
+// Byte-identical to quant::quantize_row for Q8_0 / Q8_K.
+void quantize_q8_0_avx2(const float* x, void* y, int64_t n);
+void quantize_q8_K_avx2(const float* x, void* y, int64_t n);
+void quantize_q8_0_avx512(const float* x, void* y, int64_t n);
+void quantize_q8_K_avx512(const float* x, void* y, int64_t n);
+
+}  // namespace loom::kernels::x86
