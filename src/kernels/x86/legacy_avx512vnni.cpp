@@ -23,6 +23,11 @@ constexpr int R = 16;
 constexpr int kTile = 8;     // activation rows per register tile
 constexpr int kKBlock = 64;  // weight blocks per pass over the tiles (keeps them in L1)
 
+// Full-mask forms: the plain intrinsics trip GCC 12's -Wmaybe-uninitialized
+// (_mm512_undefined_ps); with an all-ones mask the same instruction is emitted.
+inline __m512 cvt_ps(__m512i v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
+inline __m512 cvt_ph(__m256i v) { return _mm512_maskz_cvtph_ps(0xFFFF, v); }
+
 inline __m512i bcast4(const uint8_t* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
@@ -71,11 +76,11 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 }
             }
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
+        const __m512 dw = cvt_ph(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;
             std::memcpy(&da, ad + 4 * t, 4);
-            const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(s[t], s2[t]));
+            const __m512 isum = cvt_ps(_mm512_add_epi32(s[t], s2[t]));
             acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
         }
     }

@@ -1,11 +1,20 @@
-// x86 kernel variants, best first (compiled on x86-64 only).
+// x86 kernel variants, best first (compiled on x86-64 only). select() takes the first
+// whose features the CPU has, so per weight type: AVX-512 VNNI, then AVX2, then the
+// scalar references (registry.cpp).
 #include "kernels/scalar/scalar.h"
+#include "kernels/x86/x86_kernels.h"
 
 namespace loom::kernels {
 
 std::span<const MatmulKernel* const> x86_kernels() {
-    static const MatmulKernel* const list[] = {nullptr};
-    return std::span<const MatmulKernel* const>(list, 0);
+    static const MatmulKernel* const list[] = {
+        &x86::kMatmulQ4_0Avx512,  // 16 rows x 4 bytes, VPDPBUSD
+        &x86::kMatmulQ8_0Avx512,
+        &x86::kMatmulQ6_KAvx512,
+        &x86::kMatmulQ4_0Avx2,    // 8 rows x 4 bytes, VPMADDUBSW
+        &x86::kMatmulQ8_0Avx2,
+    };
+    return list;
 }
 
 }  // namespace loom::kernels
