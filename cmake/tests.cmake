@@ -65,3 +65,10 @@ if(NOT CMAKE_CROSSCOMPILING)
     gtest_discover_tests(test_gguf_asan DISCOVERY_MODE PRE_TEST TEST_PREFIX "asan." PROPERTIES TIMEOUT 600)
   endif()
 endif()
+
+# End-to-end: `loom chat` driven through a pseudo-terminal (needs tmux; native only).
+find_program(TMUX_EXECUTABLE tmux)
+if(TMUX_EXECUTABLE AND NOT CMAKE_CROSSCOMPILING)
+  add_test(NAME cli.chat_pty COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/chat_pty.sh $<TARGET_FILE:loom>)
+  set_tests_properties(cli.chat_pty PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
+endif()

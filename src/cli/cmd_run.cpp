@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "chat/chat.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -82,6 +83,8 @@ void add_run(CLI::App& app) {
     auto ro = std::make_shared<ModelOpts>();
     auto n_predict = std::make_shared<int>(32);
     auto sp = std::make_shared<SamplerParams>();
+    struct ChatOpts { bool on = false; std::string system, tmpl; };
+    auto chat = std::make_shared<ChatOpts>();
     auto* r = app.add_subcommand("run", "Generate from a prompt and report prompt and generation speed");
     add_model_opts(r, *ro);
     r->add_option("-n,--n-predict", *n_predict, "Tokens to generate")->capture_default_str();
@@ -92,7 +95,27 @@ void add_run(CLI::App& app) {
     r->add_option("--repeat-penalty", sp->repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
     r->add_option("--repeat-last-n", sp->repeat_last_n, "Tokens considered for the penalty")->capture_default_str();
     r->add_option("-s,--seed", sp->seed, "Sampling seed")->capture_default_str();
-    r->callback([ro, n_predict, sp] {
+    r->add_flag("--chat", chat->on, "Treat -p as a user message: one chat turn with the model's template");
+    r->add_option("--system", chat->system, "System message (with --chat)");
+    r->add_option("--chat-template", chat->tmpl, "Force a template: llama3, phi3, gemma2 (with --chat)");
+    r->callback([ro, n_predict, sp, chat] {
+        if (chat->on) {
+            if (ro->prompt.empty()) throw std::invalid_argument("--chat needs the user message as -p TEXT");
+            auto model = load_model(*ro);
+            auto tok = Tokenizer::from_gguf(model->file());
+            Context ctx(*model, ContextParams{ro->ctx, ro->threads, 1});
+            ChatSession session(ctx, *tok, pick_template(*model, chat->tmpl), *sp);
+            session.set_system(chat->system);
+            const double t0 = now_seconds();
+            session.reply(ro->prompt, *n_predict, [](const std::string& s) {
+                std::fputs(s.c_str(), stdout);
+                std::fflush(stdout);
+            });
+            std::printf("\n");
+            std::fprintf(stderr, "chat turn: %d prompt tokens, %d in context, %.2f s\n", session.last_prompt_tokens(),
+                         session.n_cached(), now_seconds() - t0);
+            return;
+        }
         auto model = load_model(*ro);
         // Text in, text out; with --tokens, ids in, ids out.
         auto tok = ro->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;

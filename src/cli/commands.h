@@ -11,7 +11,14 @@ void add_synth(CLI::App& app);
 void add_info(CLI::App& app);
 void add_run(CLI::App& app);      // run + logits
 void add_tokenize(CLI::App& app);
-void add_bench(CLI::App& app);     // bench, bench compare (cmd_bench.cpp)
+void add_bench(CLI::App& app);
+void add_chat(CLI::App& app);      // chat REPL (cmd_chat.cpp)     // bench, bench compare (cmd_bench.cpp)
+
+// Chat template from --chat-template or the model file (cmd_chat.cpp).
+}  // namespace loom::cli
+namespace loom { class Model; enum class ChatTemplate; }
+namespace loom::cli {
+ChatTemplate pick_template(const Model& m, const std::string& forced);
 
 // Shared helpers (common.cpp).
 std::vector<int32_t> parse_int_list(const std::string& s, const std::string& what);

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     loom::cli::add_synth(app);
     loom::cli::add_info(app);
     loom::cli::add_tokenize(app);
+    loom::cli::add_chat(app);
     loom::cli::add_bench(app);
     try {
         app.parse(argc, argv);

@@ -251,7 +251,8 @@ uint64_t synth_write(const std::string& shape_name, const std::string& path, con
     add_vocab(w, s);
 
     const int d = s.n_embd, qd = s.n_head * s.head_dim, kvd = s.n_head_kv * s.head_dim;
-    const GgmlType head_t = wt == GgmlType::Q4_0 ? GgmlType::Q6_K : wt;  // as real Q4_0 files
+    // Real Q4_0 files carry a Q6_K head (when rows are whole 256-blocks).
+    const GgmlType head_t = wt == GgmlType::Q4_0 && d % 256 == 0 ? GgmlType::Q6_K : wt;
     auto pool = std::make_shared<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_threads());
     uint64_t tensor_no = 0;
     auto mat = [&](const std::string& name, GgmlType t, int64_t n_in, int64_t n_out, float std) {

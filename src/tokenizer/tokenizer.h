@@ -89,8 +89,7 @@ public:
     void set_user_defined_always(bool on);  // see the header comment
     void set_word_cache(bool on);           // cache of tokenized words (default on, bounded)
 
-    struct Impl;
-    const Impl& impl() const { return *impl_; }
+    struct Impl;  // src/tokenizer/impl.h
 
 private:
     explicit Tokenizer(std::unique_ptr<Impl> impl);

@@ -7,7 +7,12 @@
 // Per block and activation row: acc = fma((float)isum, d_w * d_a, acc), i.e. exactly
 // the contract of kernels.h; the same code runs for one activation row (GEMV) and for
 // tiles of up to 8 rows (GEMM), so every row of a GEMM equals its GEMV bit for bit.
+// GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsics headers
+// (their _mm512_undefined_* idiom); silenced for the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <cstring>
 
@@ -22,11 +27,6 @@ namespace {
 constexpr int R = 16;
 constexpr int kTile = 8;     // activation rows per register tile
 constexpr int kKBlock = 64;  // weight blocks per pass over the tiles (keeps them in L1)
-
-// Full-mask forms: the plain intrinsics trip GCC 12's -Wmaybe-uninitialized
-// (_mm512_undefined_ps); with an all-ones mask the same instruction is emitted.
-inline __m512 cvt_ps(__m512i v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
-inline __m512 cvt_ph(__m256i v) { return _mm512_maskz_cvtph_ps(0xFFFF, v); }
 
 inline __m512i bcast4(const uint8_t* p) {
     int32_t v;
@@ -51,7 +51,9 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
         const uint8_t* aq = pn;
         const uint8_t* ad = pn + NT * 32;
         const uint8_t* ac = pn + NT * 36;
-        __m512i s[NT], s2[NT];  // two chains per row: shorter dependencies for small NT
+        // Few rows: two chains per row (shorter dependencies); many: one (fewer ops).
+        constexpr bool kSplit = NT < 4;
+        __m512i s[NT], s2[NT];
         for (int t = 0; t < NT; ++t) {
             s[t] = bcast4(ac + 4 * t);
             s2[t] = _mm512_setzero_si512();
@@ -63,7 +65,8 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(n, 4), m0f);
                 for (int t = 0; t < NT; ++t) {
                     s[t] = _mm512_dpbusd_epi32(s[t], lo, bcast4(aq + 32 * t + 4 * c));
-                    s2[t] = _mm512_dpbusd_epi32(s2[t], hi, bcast4(aq + 32 * t + 16 + 4 * c));
+                    if constexpr (kSplit) s2[t] = _mm512_dpbusd_epi32(s2[t], hi, bcast4(aq + 32 * t + 16 + 4 * c));
+                    else s[t] = _mm512_dpbusd_epi32(s[t], hi, bcast4(aq + 32 * t + 16 + 4 * c));
                 }
             }
         } else {
@@ -72,15 +75,16 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 const __m512i v1 = _mm512_loadu_si512(wq + 64 * (c + 1));
                 for (int t = 0; t < NT; ++t) {
                     s[t] = _mm512_dpbusd_epi32(s[t], v0, bcast4(aq + 32 * t + 4 * c));
-                    s2[t] = _mm512_dpbusd_epi32(s2[t], v1, bcast4(aq + 32 * t + 4 * c + 4));
+                    if constexpr (kSplit) s2[t] = _mm512_dpbusd_epi32(s2[t], v1, bcast4(aq + 32 * t + 4 * c + 4));
+                    else s[t] = _mm512_dpbusd_epi32(s[t], v1, bcast4(aq + 32 * t + 4 * c + 4));
                 }
             }
         }
-        const __m512 dw = cvt_ph(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;
             std::memcpy(&da, ad + 4 * t, 4);
-            const __m512 isum = cvt_ps(_mm512_add_epi32(s[t], s2[t]));
+            const __m512 isum = _mm512_cvtepi32_ps(kSplit ? _mm512_add_epi32(s[t], s2[t]) : s[t]);
             acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
         }
     }
@@ -100,9 +104,9 @@ void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_
 template <bool kQ4, int NT>
 void group_tile_kb(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
     __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_loadu_ps(acc_mem + 16 * t);
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_load_ps(acc_mem + 16 * t);
     tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
-    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(acc_mem + 16 * t, acc[t]);
+    for (int t = 0; t < NT; ++t) _mm512_store_ps(acc_mem + 16 * t, acc[t]);
 }
 
 template <bool kQ4>
@@ -143,7 +147,6 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
     const uint8_t* base = align64(w);
     const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
     const bool kblock = T > kTile && nb > kKBlock;
-    alignas(64) float accbuf[kTile * 16];
     for (int64_t o = o0; o < o1; o += R) {
         const uint8_t* g = base + (o / R) * gs;
         const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
@@ -157,19 +160,17 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
             continue;
         }
         // Many rows: sweep all tiles over kKBlock blocks of this group at a time, so the
-        // group's weights are read from L1 by every tile. Partial sums live in y.
+        // group's weights are read from L1 by every tile. The running sums wait in a
+        // contiguous per-thread buffer (same operations in the same order).
+        float* accs = zeroed_scratch(static_cast<size_t>(T) * 16);
         for (int64_t b0 = 0; b0 < nb; b0 += kKBlock) {
             const int64_t b1 = nb - b0 < kKBlock ? nb : b0 + kKBlock;
             for (int64_t t0 = 0; t0 < T; t0 += kTile) {
                 const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
-                float* yy = y + t0 * ldy + o;
-                for (int t = 0; t < nt; ++t)
-                    _mm512_store_ps(accbuf + 16 * t,
-                                    b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yy + t * ldy));
-                run_tile_kb<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accbuf);
-                for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(yy + t * ldy, m, _mm512_load_ps(accbuf + 16 * t));
+                run_tile_kb<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accs + t0 * 16);
             }
         }
+        for (int64_t t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy + o, m, _mm512_load_ps(accs + 16 * t));
     }
 }
 

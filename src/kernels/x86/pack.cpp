@@ -1,6 +1,9 @@
 // Weight repacking and activation panels for the x86 kernels (layouts in
 // x86_common.h). Plain C++, built with the baseline ISA: it runs once per weight at
 // load, and once per matmul call on the (small) activations.
+#include <emmintrin.h>  // SSE2: baseline on x86-64
+
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -44,6 +47,16 @@ void pack_legacy(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in,
             }
         }
     }
+}
+
+// Sums of the int8 values in each 8-byte half of 16 bytes, via PSADBW on x + 128.
+inline __m128i sum8x2(const uint8_t* p) {
+    const __m128i v = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(-128));
+    return _mm_sub_epi64(_mm_sad_epu8(v, _mm_setzero_si128()), _mm_set1_epi64x(8 * 128));
+}
+inline int32_t sum16(const uint8_t* p) {
+    const __m128i s = sum8x2(p);
+    return _mm_cvtsi128_si32(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)));
 }
 
 std::vector<uint8_t>& panel_buffer(size_t n) {
@@ -116,8 +129,7 @@ const uint8_t* panel_q8_0(const uint8_t* act, size_t arb, int64_t T, int64_t nb,
                 uint16_t d16;
                 std::memcpy(&d16, blk, 2);
                 std::memcpy(p + t * 32, blk + 2, 32);
-                int32_t sum = 0;
-                for (int i = 0; i < 32; ++i) sum += static_cast<int8_t>(blk[2 + i]);
+                const int32_t sum = sum16(blk + 2) + sum16(blk + 18);
                 const float d = quant::fp16_to_f32(d16);
                 const int32_t corr = -off * sum;
                 std::memcpy(p + nt * 32 + t * 4, &d, 4);
@@ -128,6 +140,14 @@ const uint8_t* panel_q8_0(const uint8_t* act, size_t arb, int64_t T, int64_t nb,
     return buf.data();
 }
 
+float* zeroed_scratch(size_t n) {
+    thread_local std::vector<float> buf;
+    if (buf.size() < n + 16) buf.resize(n + 16);
+    float* p = reinterpret_cast<float*>(align64(reinterpret_cast<uint8_t*>(buf.data())));
+    std::memset(p, 0, n * sizeof(float));
+    return p;
+}
+
 const uint8_t* panel_q8_K(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile) {
     constexpr size_t S = kPanelQ8_KStride;
     auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
@@ -136,16 +156,13 @@ const uint8_t* panel_q8_K(const uint8_t* act, size_t arb, int64_t T, int64_t nb,
         uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
         for (int64_t b = 0; b < nb; ++b, p += nt * S) {
             for (int64_t t = 0; t < nt; ++t) {
-                BlockQ8_K blk;
-                std::memcpy(&blk, act + (t0 + t) * arb + b * sizeof(BlockQ8_K), sizeof blk);
-                std::memcpy(p + t * 256, blk.qs, 256);
+                const uint8_t* blk = act + (t0 + t) * arb + b * sizeof(BlockQ8_K);
+                std::memcpy(p + t * 256, blk + offsetof(BlockQ8_K, qs), 256);
                 for (int j = 0; j < 16; ++j) {  // from qs, not trusting bsums
-                    int32_t sum = 0;
-                    for (int i = 0; i < 16; ++i) sum += blk.qs[16 * j + i];
-                    const int32_t corr = -32 * sum;
+                    const int32_t corr = -32 * sum16(blk + offsetof(BlockQ8_K, qs) + 16 * j);
                     std::memcpy(p + nt * 256 + (t * 16 + j) * 4, &corr, 4);
                 }
-                std::memcpy(p + nt * 320 + t * 4, &blk.d, 4);
+                std::memcpy(p + nt * 320 + t * 4, blk + offsetof(BlockQ8_K, d), 4);
             }
         }
     }

@@ -8,7 +8,12 @@
 // VPDPBUSD against broadcast activation bytes (= exact <q6_j, q8_j>), is multiplied
 // by the row's scale_j (VPMULLD) and added to isum. Per block:
 // acc = fma((float)isum, d_w * d_a, acc), exactly kMatmulQ6_KScalar's arithmetic.
+// GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsics headers
+// (their _mm512_undefined_* idiom); silenced for the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <cstring>
 
@@ -26,11 +31,6 @@ constexpr int kKBlock = 4;
 constexpr size_t kMain = q6_K_main(R);
 constexpr size_t S = kPanelQ8_KStride;
 constexpr int kSelect = 0xE4;  // VPTERNLOGD: (A & C) | (B & ~C)
-
-// Full-mask forms: the plain intrinsics trip GCC 12's -Wmaybe-uninitialized
-// (_mm512_undefined_ps); with an all-ones mask the same instruction is emitted.
-inline __m512 cvt_ps(__m512i v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
-inline __m512 cvt_ph(__m256i v) { return _mm512_maskz_cvtph_ps(0xFFFF, v); }
 
 inline __m512i bcast4(const uint8_t* p) {
     int32_t v;
@@ -69,11 +69,11 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
             }
         }
-        const __m512 dw = cvt_ph(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;
             std::memcpy(&da, ad + 4 * t, 4);
-            acc[t] = _mm512_fmadd_ps(cvt_ps(isum[t]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
         }
     }
 }

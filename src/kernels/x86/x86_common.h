@@ -65,6 +65,8 @@ void pack_q6_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, in
 // Panels live in a per-thread buffer, valid until the thread's next panel call.
 const uint8_t* panel_q8_0(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile, int off);
 const uint8_t* panel_q8_K(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile);
+// Per-thread scratch for n floats, 64-byte aligned, zeroed (running sums of a group).
+float* zeroed_scratch(size_t n);
 
 // ------------------------------------------------------------------ quantize_*.cpp
 // Byte-identical to quant::quantize_row for Q8_0 / Q8_K.

@@ -1,0 +1,155 @@
+#include "chat/chat.h"
+
+#include <stdexcept>
+
+namespace loom {
+
+std::optional<ChatTemplate> chat_template_from_name(std::string_view n) {
+    if (n == "llama3" || n == "llama-3") return ChatTemplate::Llama3;
+    if (n == "phi3" || n == "phi-3") return ChatTemplate::Phi3;
+    if (n == "gemma2" || n == "gemma" || n == "gemma-2") return ChatTemplate::Gemma2;
+    return std::nullopt;
+}
+
+std::string_view chat_template_name(ChatTemplate t) {
+    switch (t) {
+    case ChatTemplate::Llama3: return "llama3";
+    case ChatTemplate::Phi3: return "phi3";
+    case ChatTemplate::Gemma2: return "gemma2";
+    }
+    return "?";
+}
+
+ChatTemplate detect_chat_template(const gguf::File& f) {
+    const std::string tmpl = f.get_string("tokenizer.chat_template", "");
+    if (tmpl.find("<|start_header_id|>") != std::string::npos) return ChatTemplate::Llama3;
+    if (tmpl.find("<|user|>") != std::string::npos) return ChatTemplate::Phi3;
+    if (tmpl.find("<start_of_turn>") != std::string::npos) return ChatTemplate::Gemma2;
+    const std::string arch = f.get_string("general.architecture", "");
+    if (arch == "llama") return ChatTemplate::Llama3;
+    if (arch == "phi3") return ChatTemplate::Phi3;
+    if (arch == "gemma2") return ChatTemplate::Gemma2;
+    throw std::runtime_error(f.path() + ": no known chat template (architecture '" + arch +
+                             "'); choose one with --chat-template llama3|phi3|gemma2");
+}
+
+static std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return "";
+    return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+std::string render_chat(ChatTemplate t, std::span<const ChatMessage> msgs, bool gen) {
+    std::string out;
+    switch (t) {
+    case ChatTemplate::Llama3:
+        for (const auto& m : msgs)
+            out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
+        if (gen) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+        break;
+    case ChatTemplate::Phi3:
+        for (const auto& m : msgs) out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
+        if (gen) out += "<|assistant|>\n";
+        break;
+    case ChatTemplate::Gemma2: {
+        std::string system;
+        for (const auto& m : msgs) {
+            if (m.role == "system") {
+                system += (system.empty() ? "" : "\n\n") + trim(m.content);
+                continue;
+            }
+            const std::string role = m.role == "assistant" ? "model" : m.role;
+            std::string content = trim(m.content);
+            if (role == "user" && !system.empty()) {  // Gemma has no system turn
+                content = system + "\n\n" + content;
+                system.clear();
+            }
+            out += "<start_of_turn>" + role + "\n" + content + "<end_of_turn>\n";
+        }
+        if (gen) out += "<start_of_turn>model\n";
+        break;
+    }
+    }
+    return out;
+}
+
+ChatSession::ChatSession(Context& ctx, const Tokenizer& tok, ChatTemplate tmpl, SamplerParams sp, int32_t seq)
+    : ctx_(ctx), tok_(tok), tmpl_(tmpl), sampler_(sp), seq_(seq) {}
+
+void ChatSession::set_system(std::string system) {
+    system_ = std::move(system);
+    reset();
+}
+
+void ChatSession::reset() {
+    ctx_.remove_seq(seq_);
+    messages_.clear();
+    if (!system_.empty()) messages_.push_back({"system", system_});
+    rendered_ = 0;
+    sampler_.reset();
+}
+
+int ChatSession::n_cached() const { return ctx_.seq_pos_max(seq_) + 1; }
+
+std::string ChatSession::reply(const std::string& user, int max_tokens,
+                               const std::function<void(const std::string&)>& on_text) {
+    messages_.push_back({"user", user});
+    const std::string full = render_chat(tmpl_, messages_, /*add_generation_prompt=*/true);
+    // Only the part of the conversation the cache does not hold yet.
+    const std::string delta = full.substr(rendered_);
+    const bool first = rendered_ == 0;
+    auto ids = tok_.tokenize(delta, /*add_special=*/first, /*parse_special=*/true);
+    last_prompt_tokens_ = static_cast<int>(ids.size());
+    int32_t pos = ctx_.seq_pos_max(seq_) + 1;
+    std::vector<BatchToken> batch;
+    for (size_t i = 0; i < ids.size(); ++i) batch.push_back({ids[i], pos++, seq_, i + 1 == ids.size()});
+    try {
+        ctx_.decode(batch);
+    } catch (...) {
+        messages_.pop_back();
+        throw;
+    }
+    for (int32_t id : ids) sampler_.accept(id);
+
+    StreamDecoder stream(tok_);
+    std::string text;
+    int32_t last = -1;
+    auto logits = ctx_.logits(0);
+    for (int i = 0; i < max_tokens; ++i) {
+        const int32_t next = sampler_.sample(logits);
+        BatchToken b{next, pos++, seq_, true};
+        ctx_.decode({&b, 1});
+        last = next;
+        if (tok_.is_eog(next)) break;  // never shown
+        const std::string piece = stream.push(next);
+        text += piece;
+        if (on_text && !piece.empty()) on_text(piece);
+        logits = ctx_.logits(0);
+    }
+    const std::string tail = stream.flush();
+    text += tail;
+    if (on_text && !tail.empty()) on_text(tail);
+    // Close the assistant turn in the cache exactly as the template renders it
+    // (e.g. "<|end|>\n"), minus the end-of-turn token already decoded.
+    const ChatMessage probe[] = {{"assistant", "\x01"}};
+    const std::string r = render_chat(tmpl_, probe, false);
+    std::string closing = r.substr(r.find('\x01') + 1);
+    if (last >= 0 && tok_.is_eog(last)) {
+        const std::string eog = tok_.token_to_piece(last, true);
+        if (closing.rfind(eog, 0) == 0) closing = closing.substr(eog.size());
+    }
+    if (!closing.empty()) {
+        const auto ids_close = tok_.tokenize(closing, false, true);
+        std::vector<BatchToken> cb;
+        for (size_t i = 0; i < ids_close.size(); ++i) cb.push_back({ids_close[i], pos++, seq_, false});
+        if (!cb.empty()) {
+            cb.back().logits = true;
+            ctx_.decode(cb);
+        }
+    }
+    messages_.push_back({"assistant", text});
+    rendered_ = render_chat(tmpl_, messages_, false).size();
+    return text;
+}
+
+}  // namespace loom

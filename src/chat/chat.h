@@ -1,0 +1,64 @@
+// Chat templates (Llama 3, Phi-3, Gemma 2) and a multi-turn session whose
+// history stays in the KV cache: each turn encodes only its new tokens.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/context.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace loom {
+
+struct ChatMessage {
+    std::string role;     // "system", "user", "assistant"
+    std::string content;
+};
+
+enum class ChatTemplate { Llama3, Phi3, Gemma2 };
+
+std::optional<ChatTemplate> chat_template_from_name(std::string_view name);  // llama3, phi3, gemma2 (gemma)
+std::string_view chat_template_name(ChatTemplate t);
+// From tokenizer.chat_template when it matches a known template, else from the
+// architecture; throws naming both when neither is known.
+ChatTemplate detect_chat_template(const gguf::File& f);
+
+// Renders messages as the family's template does, without BOS (the tokenizer adds
+// it per metadata). add_generation_prompt opens the assistant's turn.
+// System messages: Llama 3 and Phi-3 have a system turn; Gemma folds the system
+// text into the first user turn.
+std::string render_chat(ChatTemplate t, std::span<const ChatMessage> messages, bool add_generation_prompt);
+
+// A conversation with one sequence of a Context.
+class ChatSession {
+public:
+    ChatSession(Context& ctx, const Tokenizer& tok, ChatTemplate tmpl, SamplerParams sp, int32_t seq = 0);
+    void set_system(std::string system);
+    // Adds the user's message, encodes only what the cache lacks, and generates the
+    // reply (on_text gets text as it comes). Stops at any end-of-generation token,
+    // which is never returned, or after max_tokens. Throws ContextFull when the
+    // conversation no longer fits (use reset()).
+    std::string reply(const std::string& user, int max_tokens, const std::function<void(const std::string&)>& on_text = {});
+    void reset();   // forget the conversation and free its cells
+    const std::vector<ChatMessage>& messages() const { return messages_; }
+    int n_cached() const;   // tokens of this conversation in the KV cache
+    int last_prompt_tokens() const { return last_prompt_tokens_; }
+
+private:
+    Context& ctx_;
+    const Tokenizer& tok_;
+    ChatTemplate tmpl_;
+    Sampler sampler_;
+    int32_t seq_;
+    std::string system_;
+    std::vector<ChatMessage> messages_;
+    size_t rendered_ = 0;   // characters of the rendered history already in the cache
+    int last_prompt_tokens_ = 0;
+};
+
+}  // namespace loom

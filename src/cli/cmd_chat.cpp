@@ -1,0 +1,75 @@
+// loom chat: an interactive multi-turn REPL; history stays in the KV cache.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "chat/chat.h"
+#include "cli/commands.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+namespace loom::cli {
+
+ChatTemplate pick_template(const Model& m, const std::string& forced) {
+    if (forced.empty()) return detect_chat_template(m.file());
+    auto t = chat_template_from_name(forced);
+    if (!t) throw std::invalid_argument("unknown --chat-template '" + forced + "' (known: llama3, phi3, gemma2)");
+    return *t;
+}
+
+void add_chat(CLI::App& app) {
+    struct Opts { std::string model, system, tmpl, isa; int threads = 0, ctx = 4096, n = 256; SamplerParams sp; };
+    auto o = std::make_shared<Opts>();
+    auto* c = app.add_subcommand("chat", "Chat with an instruct model (multi-turn; /reset, /exit)");
+    c->add_option("-m,--model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+    c->add_option("--system", o->system, "System message");
+    c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2 (default: from the file)");
+    c->add_option("-n,--n-predict", o->n, "Most tokens per reply")->capture_default_str();
+    c->add_option("-t,--threads", o->threads, "Threads (0 = all cores)");
+    c->add_option("-c,--ctx-size", o->ctx, "Context size in tokens")->capture_default_str();
+    c->add_option("--temp", o->sp.temperature, "Temperature (0 = greedy)")->capture_default_str();
+    c->add_option("--top-k", o->sp.top_k, "Top-k (0 = off)")->capture_default_str();
+    c->add_option("--top-p", o->sp.top_p, "Top-p (1 = off)")->capture_default_str();
+    c->add_option("--min-p", o->sp.min_p, "Min-p (0 = off)")->capture_default_str();
+    c->add_option("-s,--seed", o->sp.seed, "Sampling seed")->capture_default_str();
+    c->add_option("--isa", o->isa, "Force a kernel ISA");
+    c->callback([o] {
+        if (!o->isa.empty()) kernels::set_forced_isa(o->isa);
+        auto model = Model::load(o->model);
+        auto tok = Tokenizer::from_gguf(model->file());
+        const ChatTemplate tmpl = pick_template(*model, o->tmpl);
+        Context ctx(*model, ContextParams{o->ctx, o->threads, 1});
+        ChatSession chat(ctx, *tok, tmpl, o->sp);
+        chat.set_system(o->system);
+        std::fprintf(stderr, "loom chat: %s, template %s. Type /reset to start over, /exit (or Ctrl-D) to quit.\n",
+                     model->describe().c_str(), std::string(chat_template_name(tmpl)).c_str());
+        std::string line;
+        for (;;) {
+            std::printf("> ");
+            std::fflush(stdout);
+            if (!std::getline(std::cin, line)) break;
+            if (line == "/exit" || line == "/quit") break;
+            if (line == "/reset") {
+                chat.reset();
+                std::printf("(conversation reset)\n");
+                continue;
+            }
+            if (line.empty()) continue;
+            try {
+                const double t0 = now_seconds();
+                chat.reply(line, o->n, [](const std::string& s) {
+                    std::fputs(s.c_str(), stdout);
+                    std::fflush(stdout);
+                });
+                std::printf("\n");
+                std::fprintf(stderr, "[%d new prompt tokens, %d in context, %.2f s]\n",
+                             static_cast<int>(chat.last_prompt_tokens()), chat.n_cached(), now_seconds() - t0);
+            } catch (const ContextFull& e) {
+                std::printf("\n(%s; type /reset to start a new conversation)\n", e.what());
+            }
+        }
+        std::printf("\n");
+    });
+}
+
+}  // namespace loom::cli
