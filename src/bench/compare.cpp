@@ -159,19 +159,26 @@ std::string unmatched(const Comparison& c) {
 }  // namespace
 
 std::string render_compare(const Comparison& c) {
-    std::string out = c.label_b + " vs " + c.label_a + " (baseline: " + c.label_a +
-                      "); change = (" + c.label_b + " - " + c.label_a + ") / " + c.label_a +
-                      ". Throughput: higher is better; latency (ms): lower is better.\n\n";
+    std::string out = c.label_b;
+    out += " vs " + c.label_a + " (baseline: " + c.label_a + "); change = (" + c.label_b + " - " + c.label_a +
+           ") / " + c.label_a + ". Throughput: higher is better; latency (ms): lower is better.\n\n";
     out += text_table(compare_header(), compare_rows(c, true), false);
     out += unmatched(c);
-    out += "\n" + compare_summary(c) + "\n";
+    out += "\n";
+    out += compare_summary(c);
+    out += "\n";
     return out;
 }
 
 std::string render_compare_markdown(const Comparison& c) {
-    std::string out = "## " + c.label_b + " vs " + c.label_a + "\n\n";
+    std::string out = "## ";
+    out += c.label_b;
+    out += " vs " + c.label_a + "\n\n";
     out += text_table(compare_header(), compare_rows(c, true), true);
-    out += "\n" + unmatched(c) + compare_summary(c) + "\n";
+    out += "\n";
+    out += unmatched(c);
+    out += compare_summary(c);
+    out += "\n";
     return out;
 }
 

@@ -58,6 +58,10 @@ std::string fmt_num(double v, int prec) {
 std::string fmt_stat(const json& obj, const std::string& key, int prec) {
     const double m = num_or_nan(obj, key), s = num_or_nan(obj, key + "_stddev");
     if (!std::isfinite(m)) return "-";
+    if (prec < 0) {  // auto: about four significant digits
+        const double a = std::fabs(m);
+        prec = a >= 1000 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
+    }
     return std::isfinite(s) ? fmt_num(m, prec) + " ± " + fmt_num(s, prec) : fmt_num(m, prec);
 }
 
@@ -249,8 +253,8 @@ std::vector<std::vector<std::string>> result_rows(const json& rep, bool with_uni
     for (const json& r : rep.value("results", json::array())) {
         rows.push_back({std::to_string(r.value("n_prompt", 0)), std::to_string(r.value("n_gen", 0)),
                         std::to_string(r.value("batch", 0)), std::to_string(r.value("threads", 0)),
-                        fmt_stat(r, "pp_tps", 2), fmt_stat(r, "ttft_ms", 0), fmt_stat(r, "tg_tps", 2),
-                        fmt_stat(r, "latency_ms", 1), fmt_stat(r, "latency_p90_ms", 1), fmt_stat(r, "user_tps", 2),
+                        fmt_stat(r, "pp_tps", -1), fmt_stat(r, "ttft_ms", -1), fmt_stat(r, "tg_tps", -1),
+                        fmt_stat(r, "latency_ms", -1), fmt_stat(r, "latency_p90_ms", -1), fmt_stat(r, "user_tps", -1),
                         yes_no(r.value("meets_sla", json())), yes_no(r.value("meets_reading", json())),
                         pct_or_dash(r, "pp_roofline"), pct_or_dash(r, "tg_roofline")});
     }
@@ -274,10 +278,12 @@ std::string render_header(const json& rep) {
     out += "model:   " + s_(m, "file") + "\n         " + s_(m, "describe") + "\n";
     out += "machine: " + s_(mc, "cpu_model") + ", " + s_(mc, "cores") + " cores, features: " + s_(mc, "features") + "\n";
     std::string kern;
-    for (auto& [k, v] : mc.value("kernels", json::object()).items())
+    const json kernels = mc.value("kernels", json::object());
+    for (auto& [k, v] : kernels.items())
         kern += (kern.empty() ? "" : ", ") + k + ": " + (v.is_string() ? v.get<std::string>() : v.dump());
     out += "kernels: " + kern + "\n";
-    for (auto& [t, pr] : mc.value("probe", json::object()).items()) {
+    const json probes = mc.value("probe", json::object());
+    for (auto& [t, pr] : probes.items()) {
         char buf[256];
         std::snprintf(buf, sizeof buf, "limits:  %s thread(s): %.1f GB/s read bandwidth, %.1f GMAC/s int8 peak%s\n",
                       t.c_str(), num_or_nan(pr, "bandwidth_gbs"), num_or_nan(pr, "int8_gmacs"),
@@ -351,7 +357,8 @@ std::string render_csv(const json& rep) {
     for (const auto& k : keys) out += "," + k;
     out += "\n";
     std::string kern;
-    for (auto& [k, v] : mc.value("kernels", json::object()).items())
+    const json kernels = mc.value("kernels", json::object());
+    for (auto& [k, v] : kernels.items())
         kern += (kern.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
     const std::string prefix = q(s_(m, "file")) + "," + q(s_(m, "arch")) + "," + s_(m, "n_params") + "," +
                                s_(m, "weight_bytes") + "," + q(s_(mc, "cpu_model")) + "," + q(s_(mc, "label")) + "," +

@@ -41,7 +41,7 @@ std::string render_header(const nlohmann::json& report);    // model / machine /
 
 // Text helpers shared with compare.
 std::string fmt_num(double v, int prec);
-std::string fmt_stat(const nlohmann::json& obj, const std::string& key, int prec);  // "12.3 ± 0.4"
+std::string fmt_stat(const nlohmann::json& obj, const std::string& key, int prec);  // "12.3 ± 0.4"; prec < 0: auto
 std::string text_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                        bool markdown);
 double num_or_nan(const nlohmann::json& obj, const std::string& key);

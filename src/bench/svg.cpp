@@ -115,7 +115,10 @@ std::string series(const Panel& p, const std::vector<Pt>& pts, const char* color
     std::string path;
     for (const Pt& q : pts) {
         if (!std::isfinite(q.v)) continue;
-        path += (path.empty() ? "" : " ") + f1(p.x(q.i)) + "," + f1(p.y(q.v));
+        if (!path.empty()) path += ' ';
+        path += f1(p.x(q.i));
+        path += ',';
+        path += f1(p.y(q.v));
     }
     if (!path.empty())
         s += "<polyline fill=\"none\" stroke=\"" + std::string(color) + "\" stroke-width=\"2\"" +

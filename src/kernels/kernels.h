@@ -16,6 +16,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -55,6 +56,15 @@ struct MatmulKernel {
     void (*matmul)(const uint8_t* w, const uint8_t* act, size_t act_row_bytes, float* y, int64_t ldy,
                    int64_t n_in, int64_t n_out, int64_t o0, int64_t o1, int64_t T);
 };
+
+// Packs a tensor chunk by chunk (whole row groups, ~chunk_bytes of source each) into
+// dst (k.packed_size(n_out, n_in) bytes), calling done(src_chunk, bytes) after each
+// chunk so its source pages can be released. Packed layouts are affine in the group
+// count (size(n) = groups * group_bytes + constant), so chunk i goes at
+// size(rows before it) - size(0); the result equals packing the whole tensor at once.
+void pack_in_chunks(const MatmulKernel& k, const uint8_t* src, size_t src_row_bytes, uint8_t* dst, int64_t n_out,
+                    int64_t n_in, size_t chunk_bytes,
+                    const std::function<void(const uint8_t*, size_t)>& done = {});
 
 std::span<const MatmulKernel* const> all_kernels();  // every compiled variant, best first
 // Best kernel for weights of type w on a CPU with `features`; with a non-empty

@@ -1,4 +1,5 @@
 // The kernel table and run-time selection.
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -18,6 +19,19 @@ std::span<const MatmulKernel* const> all_kernels() {
         return t;
     }();
     return table;
+}
+
+void pack_in_chunks(const MatmulKernel& k, const uint8_t* src, size_t src_row_bytes, uint8_t* dst, int64_t n_out,
+                    int64_t n_in, size_t chunk_bytes, const std::function<void(const uint8_t*, size_t)>& done) {
+    const int64_t rg = k.row_group;
+    const int64_t rows = std::max<int64_t>(rg, static_cast<int64_t>(chunk_bytes / src_row_bytes) / rg * rg);
+    const size_t base = k.packed_size(0, n_in);
+    for (int64_t r0 = 0; r0 < n_out; r0 += rows) {
+        const int64_t n = std::min(rows, n_out - r0);
+        const uint8_t* s = src + static_cast<size_t>(r0) * src_row_bytes;
+        k.pack(s, dst + (k.packed_size(r0, n_in) - base), n, n_in);
+        if (done) done(s, static_cast<size_t>(n) * src_row_bytes);
+    }
 }
 
 std::span<const char* const> known_isas() {

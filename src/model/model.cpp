@@ -124,11 +124,13 @@ void Model::pack_for_kernel(Weight& w) {
     if (!k) return;
     w.kernel = k;
     if (!k->pack) return;
-    const uint8_t* src = w.data;
+    // Packed layouts store whole row groups one after another, so the tensor is
+    // packed in chunks and each chunk's source pages are dropped right away: the
+    // peak stays at the weights plus one chunk, never two copies of a tensor.
     auto& buf = owned_.emplace_back(k->packed_size(w.n_out, w.n_in));
-    k->pack(src, buf.data(), w.n_out, w.n_in);
+    kernels::pack_in_chunks(*k, w.data, w.row_bytes, buf.data(), w.n_out, w.n_in, size_t(4) << 20,
+                            [&](const uint8_t* p, size_t n) { file_->release(p, n); });
     w.data = buf.data();
-    file_->release(src, w.bytes());
 }
 
 std::vector<float> Model::vector(const std::string& name, int64_t n, bool required) {

@@ -106,6 +106,31 @@ TEST(Kernels, EveryVariantEqualsScalarReferenceBitExact) {
                 feature_names(cpu_features()).c_str(), checked);
 }
 
+TEST(Kernels, PackingInChunksEqualsPackingWhole) {
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features || !k->pack) continue;
+        const int64_t qk = traits(k->wtype).block_elems, n_in = 4 * qk, n_out = 8 * k->row_group + 3;
+        const size_t rb = row_bytes(k->wtype, n_in);
+        const auto W = random_floats(static_cast<size_t>(n_in * n_out), 99, 0.05f);
+        std::vector<uint8_t> plain(rb * n_out);
+        for (int64_t o = 0; o < n_out; ++o) quant::quantize_row(k->wtype, &W[o * n_in], plain.data() + o * rb, n_in);
+        const auto X = random_floats(static_cast<size_t>(5 * n_in), 3);
+        const size_t arb = row_bytes(k->act_type, n_in);
+        std::vector<uint8_t> act(arb * 5);
+        for (int t = 0; t < 5; ++t) k->quantize(&X[t * n_in], act.data() + t * arb, n_in);
+        std::vector<float> y_whole(5 * n_out), y_chunks(5 * n_out);
+        std::vector<uint8_t> whole(k->packed_size(n_out, n_in)), chunks(whole.size());
+        k->pack(plain.data(), whole.data(), n_out, n_in);
+        int n_chunks = 0;
+        pack_in_chunks(*k, plain.data(), rb, chunks.data(), n_out, n_in, rb * k->row_group * 2,
+                       [&](const uint8_t*, size_t) { ++n_chunks; });
+        EXPECT_EQ(n_chunks, 5) << k->name;  // 8 groups + a partial one, 2 groups a chunk
+        k->matmul(whole.data(), act.data(), arb, y_whole.data(), n_out, n_in, n_out, 0, n_out, 5);
+        k->matmul(chunks.data(), act.data(), arb, y_chunks.data(), n_out, n_in, n_out, 0, n_out, 5);
+        EXPECT_EQ(0, std::memcmp(y_whole.data(), y_chunks.data(), y_whole.size() * sizeof(float))) << k->name;
+    }
+}
+
 TEST(Kernels, ScalarQ4_0MatchesQuantReferenceWithinFloatTolerance) {
     const int64_t n_in = 32 * 7;
     const auto w = random_floats(n_in, 1, 0.1f), x = random_floats(n_in, 2);

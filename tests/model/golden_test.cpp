@@ -75,6 +75,12 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
     file.reset();
 
     auto model = Model::load(model_path.string());
+    if (const int window = model->hparams().sliding_window; window > 0) {
+        // The window must matter: some prompt must be longer than it.
+        size_t longest = 0;
+        for (const auto& c : g["cases"]) longest = std::max(longest, c["tokens"].size());
+        EXPECT_GT(longest, static_cast<size_t>(window)) << name << ": no prompt exceeds the sliding window";
+    }
     const double min_cos = is_4bit(name) ? 0.999 : 0.9999;
     int greedy_ok = 0, n_cases = 0;
     for (const auto& c : g["cases"]) {

@@ -111,25 +111,27 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
     const size_t gs = group_bytes(nb, Fmt<kQ4>::main, R);
     const uint8_t* base = align64(w);
     const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
-    // Few rows: one pass over all blocks per tile. Many rows: every tile sweeps kKBlock
-    // blocks of the group before the next ones, so the weights are reused from L1;
-    // the running sums wait in y between sweeps (same operations, same order).
-    const int64_t kb = T > kTile ? kKBlock : nb;
-    alignas(32) float accbuf[kTile * 8];
-    for (int64_t o = o0; o < o1; o += R) {
-        const uint8_t* g = base + (o / R) * gs;
-        const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
-        const __m256i m = row_mask(o1 - o < R ? static_cast<int>(o1 - o) : R);
-        for (int64_t b0 = 0; b0 < nb; b0 += kb) {
-            const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
-            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
-                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
-                float* yy = y + t0 * ldy + o;
-                for (int t = 0; t < nt; ++t)
-                    _mm256_store_ps(accbuf + 8 * t, b0 == 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(yy + t * ldy, m));
-                run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accbuf);
-                for (int t = 0; t < nt; ++t) _mm256_maskstore_ps(yy + t * ldy, m, _mm256_load_ps(accbuf + 8 * t));
+    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
+    // a pass, for many rows, every tile sweeps kKBlock blocks of a group before the next
+    // ones, so the group's weights are reused from L1; the running sums wait in a
+    // contiguous per-thread buffer (same operations in the same order).
+    const int64_t pass = rows_per_pass(nb, kPanelQ8_0Stride, kTile);
+    for (int64_t p0 = 0; p0 < T; p0 += pass) {
+        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
+        const int64_t kb = p1 - p0 > kTile ? kKBlock : nb;
+        for (int64_t o = o0; o < o1; o += R) {
+            const uint8_t* g = base + (o / R) * gs;
+            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
+            const __m256i m = row_mask(o1 - o < R ? static_cast<int>(o1 - o) : R);
+            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
+            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
+                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
+                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
+                    run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accs + (t0 - p0) * R);
+                }
             }
+            for (int64_t t = p0; t < p1; ++t) _mm256_maskstore_ps(y + t * ldy + o, m, _mm256_load_ps(accs + (t - p0) * R));
         }
     }
 }

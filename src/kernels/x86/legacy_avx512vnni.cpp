@@ -25,8 +25,10 @@ namespace loom::kernels::x86 {
 namespace {
 
 constexpr int R = 16;
+#ifndef PFD
+#define PFD 1024
+#endif
 constexpr int kTile = 8;     // activation rows per register tile
-constexpr int kKBlock = 64;  // weight blocks per pass over the tiles (keeps them in L1)
 
 inline __m512i bcast4(const uint8_t* p) {
     int32_t v;
@@ -38,6 +40,7 @@ template <bool kQ4>
 struct Fmt {
     static constexpr size_t main = kQ4 ? q4_0_main(R) : q8_0_main(R);
     static constexpr int off = kQ4 ? 8 : 128;
+    static constexpr int64_t kblock = kQ4 ? 32 : 16;  // blocks per sweep: 8 KiB of weights, kept in L1
 };
 
 // One group of 16 rows x NT activation rows over blocks [b0, b1): acc updated in place.
@@ -48,6 +51,9 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     wq += b0 * Fmt<kQ4>::main;
     pn += b0 * NT * S;
     for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
+        if constexpr (NT <= 2) {
+            for (size_t l = 0; l < Fmt<kQ4>::main; l += 64) _mm_prefetch(reinterpret_cast<const char*>(wq + PFD + l), _MM_HINT_T0);
+        }
         const uint8_t* aq = pn;
         const uint8_t* ad = pn + NT * 32;
         const uint8_t* ac = pn + NT * 36;
@@ -90,19 +96,9 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     }
 }
 
-// All blocks of one group for NT rows, k-blocked: the accumulators of the tile stay
-// in registers for kKBlock blocks, then go through y (same order of operations).
+// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x 16 running sums.
 template <bool kQ4, int NT>
-void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t nb, float* y, int64_t ldy,
-                __mmask16 m) {
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    tile<kQ4, NT>(wq, wd, pn, 0, nb, acc);
-    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy, m, acc[t]);
-}
-
-template <bool kQ4, int NT>
-void group_tile_kb(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
+void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_load_ps(acc_mem + 16 * t);
     tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
@@ -110,32 +106,17 @@ void group_tile_kb(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int
 }
 
 template <bool kQ4>
-void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t nb, float* y, int64_t ldy,
-              __mmask16 m) {
-    switch (nt) {
-    case 1: return group_tile<kQ4, 1>(wq, wd, pn, nb, y, ldy, m);
-    case 2: return group_tile<kQ4, 2>(wq, wd, pn, nb, y, ldy, m);
-    case 3: return group_tile<kQ4, 3>(wq, wd, pn, nb, y, ldy, m);
-    case 4: return group_tile<kQ4, 4>(wq, wd, pn, nb, y, ldy, m);
-    case 5: return group_tile<kQ4, 5>(wq, wd, pn, nb, y, ldy, m);
-    case 6: return group_tile<kQ4, 6>(wq, wd, pn, nb, y, ldy, m);
-    case 7: return group_tile<kQ4, 7>(wq, wd, pn, nb, y, ldy, m);
-    default: return group_tile<kQ4, 8>(wq, wd, pn, nb, y, ldy, m);
-    }
-}
-
-template <bool kQ4>
-void run_tile_kb(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1,
+void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1,
                  float* acc) {
     switch (nt) {
-    case 1: return group_tile_kb<kQ4, 1>(wq, wd, pn, b0, b1, acc);
-    case 2: return group_tile_kb<kQ4, 2>(wq, wd, pn, b0, b1, acc);
-    case 3: return group_tile_kb<kQ4, 3>(wq, wd, pn, b0, b1, acc);
-    case 4: return group_tile_kb<kQ4, 4>(wq, wd, pn, b0, b1, acc);
-    case 5: return group_tile_kb<kQ4, 5>(wq, wd, pn, b0, b1, acc);
-    case 6: return group_tile_kb<kQ4, 6>(wq, wd, pn, b0, b1, acc);
-    case 7: return group_tile_kb<kQ4, 7>(wq, wd, pn, b0, b1, acc);
-    default: return group_tile_kb<kQ4, 8>(wq, wd, pn, b0, b1, acc);
+    case 1: return group_tile<kQ4, 1>(wq, wd, pn, b0, b1, acc);
+    case 2: return group_tile<kQ4, 2>(wq, wd, pn, b0, b1, acc);
+    case 3: return group_tile<kQ4, 3>(wq, wd, pn, b0, b1, acc);
+    case 4: return group_tile<kQ4, 4>(wq, wd, pn, b0, b1, acc);
+    case 5: return group_tile<kQ4, 5>(wq, wd, pn, b0, b1, acc);
+    case 6: return group_tile<kQ4, 6>(wq, wd, pn, b0, b1, acc);
+    case 7: return group_tile<kQ4, 7>(wq, wd, pn, b0, b1, acc);
+    default: return group_tile<kQ4, 8>(wq, wd, pn, b0, b1, acc);
     }
 }
 
@@ -146,31 +127,30 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
     const size_t gs = group_bytes(nb, Fmt<kQ4>::main, R);
     const uint8_t* base = align64(w);
     const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
-    const bool kblock = T > kTile && nb > kKBlock;
-    for (int64_t o = o0; o < o1; o += R) {
-        const uint8_t* g = base + (o / R) * gs;
-        const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
-        const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
-        const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
-        if (!kblock) {
-            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
-                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
-                run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, nb, y + t0 * ldy + o, ldy, m);
+    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
+    // a pass, for many rows, every tile sweeps Fmt::kblock blocks of a group before the next
+    // ones, so the group's weights are reused from L1; the running sums wait in a
+    // contiguous per-thread buffer (same operations in the same order).
+    const int64_t pass = rows_per_pass(nb, kPanelQ8_0Stride, kTile);
+    for (int64_t p0 = 0; p0 < T; p0 += pass) {
+        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
+        const int64_t kb = p1 - p0 > kTile ? Fmt<kQ4>::kblock : nb;
+        for (int64_t o = o0; o < o1; o += R) {
+            const uint8_t* g = base + (o / R) * gs;
+            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
+            const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
+            const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
+            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
+                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
+                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
+                    run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accs + (t0 - p0) * R);
+                }
             }
-            continue;
+            for (int64_t t = p0; t < p1; ++t)
+                _mm512_mask_storeu_ps(y + t * ldy + o, m, _mm512_load_ps(accs + (t - p0) * R));
         }
-        // Many rows: sweep all tiles over kKBlock blocks of this group at a time, so the
-        // group's weights are read from L1 by every tile. The running sums wait in a
-        // contiguous per-thread buffer (same operations in the same order).
-        float* accs = zeroed_scratch(static_cast<size_t>(T) * 16);
-        for (int64_t b0 = 0; b0 < nb; b0 += kKBlock) {
-            const int64_t b1 = nb - b0 < kKBlock ? nb : b0 + kKBlock;
-            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
-                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
-                run_tile_kb<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accs + t0 * 16);
-            }
-        }
-        for (int64_t t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy + o, m, _mm512_load_ps(accs + 16 * t));
     }
 }
 

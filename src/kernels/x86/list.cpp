@@ -13,6 +13,7 @@ std::span<const MatmulKernel* const> x86_kernels() {
         &x86::kMatmulQ6_KAvx512,
         &x86::kMatmulQ4_0Avx2,    // 8 rows x 4 bytes, VPMADDUBSW
         &x86::kMatmulQ8_0Avx2,
+        &x86::kMatmulQ6_KAvx2,
     };
     return list;
 }

@@ -26,7 +26,7 @@ namespace loom::kernels::x86 {
 namespace {
 
 constexpr int R = 16;
-constexpr int kTile = 4;
+constexpr int kTile = 8;
 constexpr int kKBlock = 4;
 constexpr size_t kMain = q6_K_main(R);
 constexpr size_t S = kPanelQ8_KStride;
@@ -87,12 +87,16 @@ void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_
 }
 
 void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc) {
-    static_assert(kTile == 4);
+    static_assert(kTile == 8);
     switch (nt) {
     case 1: return group_tile<1>(wq, wd, pn, b0, b1, acc);
     case 2: return group_tile<2>(wq, wd, pn, b0, b1, acc);
     case 3: return group_tile<3>(wq, wd, pn, b0, b1, acc);
-    default: return group_tile<4>(wq, wd, pn, b0, b1, acc);
+    case 4: return group_tile<4>(wq, wd, pn, b0, b1, acc);
+    case 5: return group_tile<5>(wq, wd, pn, b0, b1, acc);
+    case 6: return group_tile<6>(wq, wd, pn, b0, b1, acc);
+    case 7: return group_tile<7>(wq, wd, pn, b0, b1, acc);
+    default: return group_tile<8>(wq, wd, pn, b0, b1, acc);
     }
 }
 
@@ -102,25 +106,28 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
     const size_t gs = group_bytes(nb, kMain, R);
     const uint8_t* base = align64(w);
     const uint8_t* pn = panel_q8_K(act, arb, T, nb, kTile);
-    // Many rows: all tiles sweep kKBlock blocks of the group at a time (weights reused
-    // from L1); running sums wait in y between sweeps (same operations, same order).
-    const int64_t kb = T > kTile ? kKBlock : nb;
-    alignas(64) float accbuf[kTile * 16];
-    for (int64_t o = o0; o < o1; o += R) {
-        const uint8_t* g = base + (o / R) * gs;
-        const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * kMain);
-        const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
-        const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
-        for (int64_t b0 = 0; b0 < nb; b0 += kb) {
-            const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
-            for (int64_t t0 = 0; t0 < T; t0 += kTile) {
-                const int nt = static_cast<int>(T - t0 < kTile ? T - t0 : kTile);
-                float* yy = y + t0 * ldy + o;
-                for (int t = 0; t < nt; ++t)
-                    _mm512_store_ps(accbuf + 16 * t, b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yy + t * ldy));
-                run_tile(nt, g, wd, pn + t0 * nb * S, b0, b1, accbuf);
-                for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(yy + t * ldy, m, _mm512_load_ps(accbuf + 16 * t));
+    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
+    // a pass, for many rows, every tile sweeps kKBlock blocks of a group before the next
+    // ones, so the group's weights are reused from L1; the running sums wait in a
+    // contiguous per-thread buffer (same operations in the same order).
+    const int64_t pass = rows_per_pass(nb, S, kTile);
+    for (int64_t p0 = 0; p0 < T; p0 += pass) {
+        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
+        const int64_t kb = p1 - p0 > kTile ? kKBlock : nb;
+        for (int64_t o = o0; o < o1; o += R) {
+            const uint8_t* g = base + (o / R) * gs;
+            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * kMain);
+            const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
+            const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
+            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
+                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
+                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
+                    run_tile(nt, g, wd, pn + t0 * nb * S, b0, b1, accs + (t0 - p0) * R);
+                }
             }
+            for (int64_t t = p0; t < p1; ++t) _mm512_mask_storeu_ps(y + t * ldy + o, m, _mm512_load_ps(accs + (t - p0) * R));
         }
     }
 }

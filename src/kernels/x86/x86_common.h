@@ -51,6 +51,12 @@ constexpr size_t group_bytes(int64_t nb, size_t main, int R) {
     return static_cast<size_t>(nb) * main + round64(static_cast<size_t>(nb) * 2 * static_cast<size_t>(R));
 }
 constexpr size_t kPanelQ8_0Stride = 40;
+// Activation rows per pass over a thread's weights: the panel of one pass (nb * stride
+// bytes per row) stays in a ~384 KiB share of L2; a whole number of tiles.
+constexpr int64_t rows_per_pass(int64_t nb, size_t stride, int tile) {
+    const int64_t rows = static_cast<int64_t>((size_t{384} << 10) / (static_cast<size_t>(nb) * stride));
+    return rows < tile ? tile : rows / tile * tile;
+}
 constexpr size_t kPanelQ8_KStride = 256 + 64 + 4;
 }  // namespace
 

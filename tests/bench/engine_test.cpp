@@ -1,0 +1,106 @@
+// The real engine end to end on the tiny synthetic shape, the synthetic-model
+// cache, and the machine probes (small sizes, so it stays quick).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "bench/bench.h"
+#include "bench/probe.h"
+#include "bench/report.h"
+#include "bench/setup.h"
+
+namespace loom::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir(const char* name) {
+    const fs::path d = fs::temp_directory_path() / name;
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+}
+
+TEST(BenchEngine, SyntheticCacheWritesOnceAndRewritesDamage) {
+    const fs::path dir = temp_dir("loom_bench_cache");
+    int lines = 0;
+    auto log = [&](const std::string&, bool) { ++lines; };
+    const std::string path = ensure_synthetic(dir.string(), "tiny", "q4_0", 1, log);
+    EXPECT_EQ(path, (dir / "tiny.q4_0.gguf").string());
+    EXPECT_TRUE(synthetic_valid(path, "tiny", "q4_0"));
+    EXPECT_FALSE(synthetic_valid(path, "tiny", "q8_0"));      // other type
+    EXPECT_FALSE(synthetic_valid(path, "llama3-1b", "q4_0"));  // other shape
+    EXPECT_GT(lines, 0);
+    const auto t0 = fs::last_write_time(path);
+    ensure_synthetic(dir.string(), "tiny", "q4_0", 1, {});
+    EXPECT_EQ(fs::last_write_time(path), t0) << "a valid cached model is reused";
+    fs::resize_file(path, fs::file_size(path) / 2);  // an interrupted copy
+    EXPECT_FALSE(synthetic_valid(path, "tiny", "q4_0"));
+    ensure_synthetic(dir.string(), "tiny", "q4_0", 1, {});
+    EXPECT_TRUE(synthetic_valid(path, "tiny", "q4_0"));
+    fs::remove_all(dir);
+}
+
+TEST(BenchEngine, TinyModelSweepEndToEnd) {
+    const fs::path dir = temp_dir("loom_bench_e2e");
+    const std::string path = ensure_synthetic(dir.string(), "tiny", "q4_0", 1, {});
+    auto model = Model::load(path);
+    SweepParams sp;
+    sp.n_prompt = {5};
+    sp.n_gen = {3};
+    sp.batch = {1, 3};
+    sp.threads = {1};
+    sp.reps = 2;
+    const ModelCost cost = model_cost(*model);
+    EXPECT_GT(cost.layer_params, 0);
+    EXPECT_GT(cost.head_bytes, 0);
+    EXPECT_GT(cost.kv_bytes_per_cell, 0);
+    const Model& m = *model;
+    auto rs = run_sweep([&](const DecoderSpec& s) { return make_context_decoder(m, s); }, sp, cost, steady_seconds);
+    ASSERT_EQ(rs.size(), 2u);
+    for (const auto& r : rs) {
+        EXPECT_GT(r.pp_tps.mean, 0);
+        EXPECT_GT(r.tg_tps.mean, 0);
+        EXPECT_TRUE(std::isfinite(r.latency_ms.stddev));
+    }
+    ReportInput in;
+    in.params = sp;
+    in.machine = machine_json(model.get(), "");
+    in.model = model_json(*model, "tiny");
+    in.build = build_json();
+    const auto rep = make_report(in, rs);
+    EXPECT_EQ(rep["model"]["arch"], "llama");
+    EXPECT_EQ(rep["model"]["synthetic"], "tiny");
+    EXPECT_TRUE(rep["machine"]["kernels"].contains("Q4_0"));
+    EXPECT_FALSE(rep["build"]["version"].get<std::string>().empty());
+    EXPECT_EQ(rep["results"].size(), 2u);
+    fs::remove_all(dir);
+}
+
+TEST(BenchEngine, ProbeAndItsCache) {
+    ProbeOptions po;
+    po.bandwidth_bytes = 8 << 20;
+    po.min_seconds = 0.01;
+    po.gemm_rows = 256;
+    po.gemm_cols = 256;
+    po.gemm_tokens = 8;
+    const Probe p = run_probe(1, po);
+    EXPECT_GT(p.bandwidth_gbs, 0);
+    EXPECT_GT(p.int8_gmacs, 0);
+    EXPECT_FALSE(p.kernel.empty());
+    const fs::path dir = temp_dir("loom_bench_probe");
+    EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());
+    save_probe(dir.string(), p);
+    auto c = load_cached_probe(dir.string(), 1);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_TRUE(c->cached);
+    EXPECT_DOUBLE_EQ(c->bandwidth_gbs, p.bandwidth_gbs);
+    EXPECT_FALSE(load_cached_probe(dir.string(), 3).has_value());  // other thread count
+    std::ofstream(dir / "probe.json") << "garbage";
+    EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());  // damaged cache: a miss
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace loom::bench
