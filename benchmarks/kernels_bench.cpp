@@ -15,6 +15,7 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>

@@ -48,8 +48,21 @@ double nice_step(double span, int n) {
 
 std::string tick_label(double v, double step) {
     char b[32];
-    const int prec = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
+    if (v != 0 && (std::fabs(v) >= 1e4 || std::fabs(step) >= 1e4)) {  // 250000 -> 250k, 1500000 -> 1.5M
+        const bool mega = std::fabs(v) >= 1e6;
+        const double d = mega ? 1e6 : 1e3;
+        std::snprintf(b, sizeof b, "%g%s", std::round(v / d * 100) / 100, mega ? "M" : "k");
+        return b;
+    }
+    int prec = 0;  // enough decimals to show the step exactly (2.5 -> 1, 0.25 -> 2)
+    while (prec < 4 && std::fabs(step * std::pow(10.0, prec) - std::round(step * std::pow(10.0, prec))) > 1e-6) ++prec;
     std::snprintf(b, sizeof b, "%.*f", prec, v);
+    return b;
+}
+
+std::string num_label(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
     return b;
 }
 
@@ -127,7 +140,7 @@ std::string series(const Panel& p, const std::vector<Pt>& pts, const char* color
         if (!std::isfinite(q.v)) continue;
         const double x = p.x(q.i);
         if (std::isfinite(q.sd) && q.sd > 0) {
-            const double ya = p.y(q.v - q.sd), yb = p.y(q.v + q.sd);
+            const double ya = p.y(std::max(q.v - q.sd, p.ymin)), yb = p.y(std::min(q.v + q.sd, p.ymax));
             s += line(x, ya, x, yb, color, 1.2);
             s += line(x - 4, ya, x + 4, ya, color, 1.2);
             s += line(x - 4, yb, x + 4, yb, color, 1.2);
@@ -184,7 +197,7 @@ std::string render_svg(const json& rep) {
         return m;
     };
 
-    const double W = 1320, H = 560, top = 84, ph = 300, pw = 330, gap = 110;
+    const double W = 1320, H = 530, top = 84, ph = 300, pw = 330, gap = 110;
     std::string s = header_svg(W, H);
     const json model = rep.value("model", json::object()), machine = rep.value("machine", json::object());
     std::string title = "loom bench: " + model.value("name", model.value("arch", std::string("model")));
@@ -201,7 +214,7 @@ std::string render_svg(const json& rep) {
     s += axes(p1, cats, "Next-token latency", "ms per token (lower is better)", "concurrent users (batch size)");
     if (sla <= p1.ymax) {
         s += line(p1.x0, p1.y(sla), p1.x0 + p1.w, p1.y(sla), kSla, 2, "8 4");
-        s += text(p1.x0 + 6, p1.y(sla) - 6, "SLA " + tick_label(sla, 1) + " ms", "start", 11,
+        s += text(p1.x0 + 6, p1.y(sla) - 6, "SLA " + num_label(sla) + " ms", "start", 11,
                   (std::string(" fill=\"") + kSla + "\"").c_str());
     }
     // 2. Generation throughput.
@@ -250,9 +263,9 @@ std::string render_svg(const json& rep) {
     s += text(674, ly, "dashed, squares: p90 step latency / tokens/s per user", "start", 12);
     ly += 20;
     s += line(90, ly - 4, 116, ly - 4, kSla, 2, "8 4");
-    s += text(124, ly, "next-token SLA (" + tick_label(sla, 1) + " ms)", "start", 12);
+    s += text(124, ly, "next-token SLA (" + num_label(sla) + " ms)", "start", 12);
     s += "<rect x=\"640\" y=\"" + f1(ly - 11) + "\" width=\"26\" height=\"12\" fill=\"#2ca02c\" fill-opacity=\"0.15\"/>\n";
-    s += text(674, ly, "human reading speed (" + tick_label(reading, 1) + "-" + tick_label(2 * reading, 1) +
+    s += text(674, ly, "human reading speed (" + num_label(reading) + "-" + num_label(2 * reading) +
                            " tokens/s per user)", "start", 12);
     s += "</svg>\n";
     return s;

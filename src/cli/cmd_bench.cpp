@@ -227,6 +227,19 @@ void run_compare(const CompareOpts& o) {
     }
 }
 
+void run_report(const CompareOpts& o) {
+    check_format(o.output, true);
+    const auto rep = bench::load_report(o.files.at(0));
+    if (o.output == "md") std::printf("%s", bench::render_markdown(rep).c_str());
+    else if (o.output == "csv") std::printf("%s", bench::render_csv(rep).c_str());
+    else if (o.output == "json") std::printf("%s\n", rep.dump(2).c_str());
+    else std::printf("%s", bench::render_table(rep).c_str());
+    if (!o.svg.empty()) {
+        write_file(o.svg, bench::render_svg(rep));
+        std::fprintf(stderr, "chart: %s\n", o.svg.c_str());
+    }
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app) {
@@ -270,10 +283,19 @@ void add_bench(CLI::App& app) {
     cmp->add_option("--labels", co->labels, "Names for A and B, e.g. Graviton3,Graviton4 (default: machine labels)");
     cmp->add_option("--svg", co->svg, "Also write a bar chart of the throughput changes to this SVG file");
     cmp->add_option("-o,--output", co->output, "stdout format: table, md or json")->capture_default_str();
+    cmp->footer("A is the baseline: change = (B - A) / A, titled \"B vs A\". Points match on (p, n, users, threads).");
     cmp->callback([co] { run_compare(*co); });
 
-    c->callback([o, cmp] {
-        if (cmp->parsed()) return;
+    auto ro = std::make_shared<CompareOpts>();
+    auto* rp = c->add_subcommand("report", "Render a saved report (-o json) again: table, md, csv, charts");
+    rp->add_option("report", ro->files, "REPORT.json")->required()->expected(1);
+    rp->add_option("--svg", ro->svg, "Write the charts to this SVG file");
+    rp->add_option("-o,--output", ro->output, "stdout format: table, md, csv or json")->capture_default_str();
+    rp->footer("Save a report with: loom bench ... -o json > REPORT.json");
+    rp->callback([ro] { run_report(*ro); });
+
+    c->callback([o, cmp, rp] {
+        if (cmp->parsed() || rp->parsed()) return;
         run_bench(*o);
     });
 }

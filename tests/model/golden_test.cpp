@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "runtime/sampler.h"
@@ -57,6 +58,21 @@ std::vector<std::string> golden_models() {
     return out;
 }
 
+// Every kernel ISA this CPU runs (native builds), or only the best one (under an
+// emulator, where each emulated CPU already selects a different ISA).
+std::vector<std::string> isas_to_test() {
+#ifdef LOOM_GOLDEN_BEST_ISA_ONLY
+    return {"auto"};
+#else
+    std::vector<std::string> out = {"auto", "scalar"};
+    for (auto* k : kernels::all_kernels())
+        if ((k->features & kernels::cpu_features()) == k->features &&
+            std::find(out.begin(), out.end(), k->isa) == out.end())
+            out.push_back(k->isa);
+    return out;
+#endif
+}
+
 bool is_4bit(const std::string& name) { return name.find("q4_") != std::string::npos; }
 
 class Golden : public ::testing::TestWithParam<std::string> {};
@@ -74,6 +90,12 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
     if (!known) GTEST_SKIP() << "architecture '" << arch << "' not implemented yet";
     file.reset();
 
+    // Float weights (F16/BF16) use the same code on every ISA: test them once.
+    const bool quantized = is_4bit(name) || name.find("q8_0") != std::string::npos;
+    const std::vector<std::string> isas = quantized ? isas_to_test() : std::vector<std::string>{"auto"};
+    for (const std::string& isa : isas) {
+    SCOPED_TRACE("isa " + isa);
+    kernels::set_forced_isa(isa);
     auto model = Model::load(model_path.string());
     if (const int window = model->hparams().sliding_window; window > 0) {
         // The window must matter: some prompt must be longer than it.
@@ -113,12 +135,14 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
         }
         const bool same = std::equal(got.begin(), got.end(), greedy.begin());
         greedy_ok += same;
-        std::printf("[ golden ] %s case %d: cosine %.6f, top1 %s (ref margin %.3f), greedy %s\n", name.c_str(),
+        std::printf("[ golden ] %s [%s] case %d: cosine %.6f, top1 %s (ref margin %.3f), greedy %s\n", name.c_str(), isa.c_str(),
                     n_cases, cs, our_top == ref_top ? "equal" : "differs", ref_margin, same ? "match" : "parted");
         ++n_cases;
     }
     EXPECT_GE(greedy_ok, std::min(3, n_cases)) << name << ": greedy continuations matched for " << greedy_ok << " of "
                                                << n_cases << " prompts";
+    }
+    kernels::set_forced_isa("auto");
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, Golden, ::testing::ValuesIn(golden_models()),

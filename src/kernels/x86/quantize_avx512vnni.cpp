@@ -3,6 +3,7 @@
 //         d stored as fp16 (round to nearest even).
 //   Q8_K: max = first x with the largest |x|, iscale = -127 / max,
 //         q = min(nearest_int(iscale * x), 127) (ties to even), bsums, d = 1 / iscale.
+
 // GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsics headers
 // (their _mm512_undefined_* idiom); silenced for the header only.
 #pragma GCC diagnostic push
