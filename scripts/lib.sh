@@ -1,7 +1,8 @@
 # Shared helpers for scripts/*: sourced, not run.
 # shellcheck shell=bash
 
-export LOOM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOOM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export LOOM_ROOT
 LOOM_JOBS="${LOOM_JOBS:-2}"          # the CI machine has 2 cores
 LOOM_T0="${LOOM_T0:-$SECONDS}"
 

@@ -306,7 +306,7 @@ std::string render_capacity(const json& rep) {
         char buf[512];
         const int ms = c.value("max_users_sla", 0);
         std::string est;
-        if (c.contains("est_users_sla") && c["est_users_sla"].is_number())
+        if (c.contains("est_users_sla") && c["est_users_sla"].is_number() && c["est_users_sla"].get<double>() > ms)
             est = ", ~" + fmt_num(c["est_users_sla"].get<double>(), 0) + " by interpolation";
         std::snprintf(buf, sizeof buf, "  p=%d n=%d threads=%d: %d user(s)%s%s; at reading speed: %d; both: %d%s%s\n",
                       c.value("n_prompt", 0), c.value("n_gen", 0), c.value("threads", 0), ms,

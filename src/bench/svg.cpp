@@ -225,7 +225,7 @@ std::string render_svg(const json& rep) {
         const double ya = p2.y(std::min(2 * reading, p2.ymax)), yb = p2.y(reading);
         s += "<rect x=\"" + f1(p2.x0) + "\" y=\"" + f1(ya) + "\" width=\"" + f1(p2.w) + "\" height=\"" + f1(yb - ya) +
              "\" fill=\"#2ca02c\" fill-opacity=\"0.15\"/>\n";
-        s += text(p2.x0 + p2.w - 6, yb - 4, "human reading speed", "end", 10, " fill=\"#1e7b1e\"");
+        s += text(p2.x0 + 6, std::min(ya + 13, yb - 3), "human reading speed", "start", 10, " fill=\"#1e7b1e\"");
     }
     // 3. Prompt throughput.
     Panel p3 = make_panel(90 + 2 * (pw + gap), top, pw, ph, 0, vmax({"pp_tps"}) * 1.1, cats.size());

@@ -272,8 +272,10 @@ TEST(VecDot, F16ActivationsAreRounded) {
     for (GgmlType t : {GgmlType::F16, GgmlType::BF16}) {
         const auto wr = to_row(t, w), ar = to_row(t, x);
         const auto wd = from_row(t, wr, n), ad = from_row(t, ar, n);
-        float want = 0;
-        for (int64_t i = 0; i < n; ++i) want += wd[i] * ad[i];
+        // Float rows are summed in 8 interleaved partial sums, combined pairwise.
+        float acc[8] = {};
+        for (int64_t i = 0; i < n; ++i) acc[i % 8] += wd[i] * ad[i];
+        const float want = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         EXPECT_EQ(vec_dot(t, wr.data(), ar.data(), n), want) << type_name(t);
     }
 }

@@ -99,8 +99,14 @@ TEST(Fp16, SpecialCases) {
     EXPECT_NE(low_payload & 0x3ff, 0);
 }
 
-#if defined(__FLT16_MANT_DIG__) && (defined(__x86_64__) || defined(__aarch64__))
-// Cross-check against the compiler's own _Float16 conversion on random f32s.
+#if defined(__x86_64__) || defined(__aarch64__)
+// Cross-check against the compiler's own half-precision conversion on random f32s
+// (_Float16 on x86; g++ 12 for AArch64 has only __fp16 in C++).
+#if defined(__aarch64__)
+using Half = __fp16;
+#else
+using Half = _Float16;
+#endif
 TEST(Fp16, MatchesCompilerFloat16) {
     std::mt19937 rng(123);
     for (int i = 0; i < 4'000'000; ++i) {
@@ -108,7 +114,7 @@ TEST(Fp16, MatchesCompilerFloat16) {
         if (i & 1) u = (u & 0x80000000u) | (0x30000000u + (u % 0x18000000u));  // around fp16's range
         const float f = from_bits(u);
         if (std::isnan(f)) continue;
-        const _Float16 h = static_cast<_Float16>(f);
+        const Half h = static_cast<Half>(f);
         uint16_t hb;
         std::memcpy(&hb, &h, 2);
         ASSERT_EQ(f32_to_fp16(f), hb) << std::hex << u;

@@ -2,11 +2,14 @@
 // whose features the CPU has, so per weight type: AVX-512 VNNI, then AVX2, then the
 // scalar references (registry.cpp).
 #include "kernels/scalar/scalar.h"
+#if defined(__x86_64__)
 #include "kernels/x86/x86_kernels.h"
+#endif
 
 namespace loom::kernels {
 
 std::span<const MatmulKernel* const> x86_kernels() {
+#if defined(__x86_64__)
     static const MatmulKernel* const list[] = {
         &x86::kMatmulQ4_0Avx512,  // 16 rows x 4 bytes, VPDPBUSD
         &x86::kMatmulQ8_0Avx512,
@@ -16,6 +19,10 @@ std::span<const MatmulKernel* const> x86_kernels() {
         &x86::kMatmulQ6_KAvx2,
     };
     return list;
+#else
+    static const MatmulKernel* const list[] = {nullptr};
+    return std::span<const MatmulKernel* const>(list, 0);
+#endif
 }
 
 }  // namespace loom::kernels
