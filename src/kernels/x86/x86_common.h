@@ -8,7 +8,10 @@
 // last group is zero-padded to R rows. Group g lives at base + g * group_bytes and
 // holds, for its nb blocks:
 //   [ nb x main part ][ nb x R fp16 weight scales, zero-padded to a multiple of 64 ]
-// with the scales of block b, rows 0..R-1, at scale_area + b * 2R.
+// with the scales of block b, rows 0..R-1, at scale_area + b * 2R. group_bytes is a
+// multiple of 64, so packed_size is affine in the group count and packing a tensor in
+// chunks of whole groups (kernels::pack_in_chunks) gives the same bytes as packing it
+// whole: each chunk's align64 lands at the same offset from the aligned base.
 //   Q4_0 main part (R*16 bytes): for c = 0..3, R x 4 bytes: row r's bytes qs[4c..4c+3]
 //     (low nibbles: elements 4c..4c+3, high nibbles: elements 16+4c..16+4c+3, both as
 //     unsigned 0..15 = q + 8). One vector = R rows x 4 consecutive elements.
