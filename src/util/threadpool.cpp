@@ -73,7 +73,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
     if (sleepers_.load() > 0) cv_.notify_all();
     fn(0, n_threads_);
-    while (pending_.load(std::memory_order_acquire) != 0) LOOM_PAUSE();
+    // Wait for the others: spin briefly, then yield so that a worker waiting for a
+    // core (an oversubscribed machine) gets it instead of this thread spinning.
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+        if (spins < kSpinIters) LOOM_PAUSE();
+        else std::this_thread::yield();
+    }
     job_ = nullptr;
 }
 
