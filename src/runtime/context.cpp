@@ -1,5 +1,6 @@
 #include "runtime/context.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -55,10 +56,10 @@ void Context::decode(std::span<const BatchToken> batch) {
     }
     // A token sees its sequence's cells up to and including its own.
     for (int t = 0; t < T; ++t) {
-        auto cells = kv_.seq_cells(plan.seq[t]);
-        size_t n = 0;
-        while (n < cells.size() && kv_.cell_pos(cells[n]) <= plan.pos[t]) ++n;
-        plan.visible[t] = cells.first(n);
+        auto cells = kv_.seq_cells(plan.seq[t]);  // in position order
+        auto end = std::partition_point(cells.begin(), cells.end(),
+                                         [&](int32_t c) { return kv_.cell_pos(c) <= plan.pos[t]; });
+        plan.visible[t] = cells.first(static_cast<size_t>(end - cells.begin()));
     }
     n_outputs_ = static_cast<int>(plan.out_rows.size());
     logits_.resize(static_cast<size_t>(n_outputs_) * n_vocab);

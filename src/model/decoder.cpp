@@ -1,0 +1,71 @@
+#include "model/decoder.h"
+
+#include <cmath>
+
+#include "runtime/kv_cache.h"
+#include "util/threadpool.h"
+
+namespace loom {
+
+void DecoderModel::load_embeddings_and_head() {
+    const Hparams& h = hp_;
+    tok_embd_ = matrix("token_embd.weight", h.n_embd, h.n_vocab, true, /*pack=*/false);
+    out_norm_ = vector("output_norm.weight", h.n_embd);
+    output_ = matrix("output.weight", h.n_embd, h.n_vocab, /*required=*/false);
+    if (!output_) output_ = matrix("token_embd.weight", h.n_embd, h.n_vocab);  // tied embeddings
+}
+
+void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const {
+    const Hparams& h = hp_;
+    const int T = plan.n_tokens(), d = h.n_embd;
+    std::vector<float> x(size_t(T) * d), xn(size_t(T) * d), y(size_t(T) * d), q(size_t(T) * h.q_dim()),
+        k(size_t(T) * h.kv_dim()), v(size_t(T) * h.kv_dim()), att(size_t(T) * h.q_dim()),
+        g(size_t(T) * h.n_ff), u(size_t(T) * h.n_ff);
+    const float* ff = rope_factors(plan);
+    const float q_scale = h.query_scale > 0 ? h.query_scale : 1.0f / std::sqrt(float(h.head_dim));
+
+    for (int t = 0; t < T; ++t) ops::embed_row(tok_embd_, plan.token[t], &x[size_t(t) * d]);
+    if (opt_.scale_embeddings) {
+        const float s = std::sqrt(float(d));
+        for (float& e : x) e *= s;
+    }
+
+    for (int l = 0; l < h.n_layer; ++l) {
+        const DecoderLayer& L = layers_[l];
+        // ---- attention
+        ops::rmsnorm(x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
+        ops::matmul(pool, L.wq, xn.data(), T, q.data());
+        ops::matmul(pool, L.wk, xn.data(), T, k.data());
+        ops::matmul(pool, L.wv, xn.data(), T, v.data());
+        for (int t = 0; t < T; ++t) {
+            ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, h.n_rot, plan.pos[t], h.rope_theta, opt_.rope,
+                      ff, opt_.rope_attn_factor);
+            ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, h.n_rot, plan.pos[t], h.rope_theta,
+                      opt_.rope, ff, opt_.rope_attn_factor);
+        }
+        ops::store_kv(plan, kv, l, k.data(), v.data());
+        const ops::AttentionParams ap{h.n_head, h.n_head_kv, h.head_dim, q_scale, h.attn_softcap, L.window};
+        ops::attention(pool, plan, kv, l, q.data(), att.data(), ap);
+        ops::matmul(pool, L.wo, att.data(), T, y.data());
+        if (!L.post_attn_norm.empty()) ops::rmsnorm(y.data(), L.post_attn_norm.data(), y.data(), T, d, h.norm_eps);
+        ops::add(x.data(), y.data(), size_t(T) * d);
+        // ---- feed-forward (gated)
+        ops::rmsnorm(x.data(), L.ffn_norm.data(), xn.data(), T, d, h.norm_eps);
+        ops::matmul(pool, L.gate, xn.data(), T, g.data());
+        ops::matmul(pool, L.up, xn.data(), T, u.data());
+        if (opt_.gelu) ops::gelu_tanh_mul(g.data(), u.data(), size_t(T) * h.n_ff);
+        else ops::silu_mul(g.data(), u.data(), size_t(T) * h.n_ff);
+        ops::matmul(pool, L.down, g.data(), T, y.data());
+        if (!L.post_ffn_norm.empty()) ops::rmsnorm(y.data(), L.post_ffn_norm.data(), y.data(), T, d, h.norm_eps);
+        ops::add(x.data(), y.data(), size_t(T) * d);
+    }
+
+    // ---- head, only for the rows whose logits are wanted
+    const int R = static_cast<int>(plan.out_rows.size());
+    for (int r = 0; r < R; ++r)
+        ops::rmsnorm(&x[size_t(plan.out_rows[r]) * d], out_norm_.data(), &xn[size_t(r) * d], 1, d, h.norm_eps);
+    ops::matmul(pool, output_, xn.data(), R, logits);
+    if (h.final_softcap > 0) ops::softcap(logits, size_t(R) * h.n_vocab, h.final_softcap);
+}
+
+}  // namespace loom
