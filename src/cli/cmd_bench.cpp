@@ -15,7 +15,6 @@
 #include "bench/setup.h"
 #include "bench/svg.h"
 #include "cli/commands.h"
-#include "kernels/kernels.h"
 #include "model/synth.h"
 #include "util/threadpool.h"
 
@@ -98,7 +97,7 @@ std::map<int, bench::Probe> get_probes(const BenchOpts& o, const std::vector<int
 }
 
 void run_bench(const BenchOpts& o) {
-    if (!o.isa.empty()) kernels::set_forced_isa(o.isa);
+    apply_isa(o.isa);
     check_format(o.output, true);
     const bool have_model = !o.model.empty() || !o.synthetic.empty();
     if (!o.model.empty() && !o.synthetic.empty())
@@ -275,7 +274,7 @@ void add_bench(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--svg", o->svg, "Also write the charts (latency and throughput vs users) to this SVG file");
     c->add_option("--label", o->label, "Name of this machine in reports and comparisons (default: CPU model)");
-    c->add_option("--isa", o->isa, "Force a kernel ISA (scalar, avx2, avx512vnni, neon, dotprod, i8mm, ...)");
+    add_isa_option(c, o->isa);
 
     auto co = std::make_shared<CompareOpts>();
     auto* cmp = c->add_subcommand("compare", "Compare two reports (-o json) point by point: B vs A, in %");

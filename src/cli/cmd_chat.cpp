@@ -5,7 +5,6 @@
 
 #include "chat/chat.h"
 #include "cli/commands.h"
-#include "kernels/kernels.h"
 #include "model/model.h"
 
 namespace loom::cli {
@@ -32,9 +31,9 @@ void add_chat(CLI::App& app) {
     c->add_option("--top-p", o->sp.top_p, "Top-p (1 = off)")->capture_default_str();
     c->add_option("--min-p", o->sp.min_p, "Min-p (0 = off)")->capture_default_str();
     c->add_option("-s,--seed", o->sp.seed, "Sampling seed")->capture_default_str();
-    c->add_option("--isa", o->isa, "Force a kernel ISA");
+    add_isa_option(c, o->isa);
     c->callback([o] {
-        if (!o->isa.empty()) kernels::set_forced_isa(o->isa);
+        apply_isa(o->isa);
         auto model = Model::load(o->model);
         auto tok = Tokenizer::from_gguf(model->file());
         const ChatTemplate tmpl = pick_template(*model, o->tmpl);
@@ -57,10 +56,7 @@ void add_chat(CLI::App& app) {
             if (line.empty()) continue;
             try {
                 const double t0 = now_seconds();
-                chat.reply(line, o->n, [](const std::string& s) {
-                    std::fputs(s.c_str(), stdout);
-                    std::fflush(stdout);
-                });
+                chat.reply(line, o->n, print_streamed);
                 std::printf("\n");
                 std::fprintf(stderr, "[%d new prompt tokens, %d in context, %.2f s]\n",
                              static_cast<int>(chat.last_prompt_tokens()), chat.n_cached(), now_seconds() - t0);

@@ -1,14 +1,12 @@
 // loom run / loom logits: evaluate a prompt, generate, print speed.
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "chat/chat.h"
-#include "kernels/kernels.h"
 #include "model/model.h"
 #include "runtime/context.h"
 #include "runtime/sampler.h"
@@ -27,7 +25,7 @@ void add_model_opts(CLI::App* c, ModelOpts& o) {
     c->add_option("-p,--prompt", o.prompt, "Prompt text (BOS added as the model's metadata asks)");
     c->add_option("-f,--file", o.prompt_file, "Read the prompt text from a file")->check(CLI::ExistingFile);
     c->add_option("--tokens", o.tokens, "Prompt as token ids, comma separated (e.g. 128000,791,6864)");
-    c->add_option("--isa", o.isa, "Force a kernel ISA (auto, scalar, avx2, avx512vnni, dotprod, i8mm, sve...)");
+    add_isa_option(c, o.isa);
     c->add_option("-t,--threads", o.threads, "Threads (0 = all cores)");
     c->add_option("-c,--ctx-size", o.ctx, "Context size in tokens (KV cache cells)")->capture_default_str();
 }
@@ -38,18 +36,14 @@ std::vector<int32_t> prompt_tokens(const ModelOpts& o, const Tokenizer* tok) {
     if (given == 0) throw std::invalid_argument("no prompt: give -p TEXT, -f FILE or --tokens IDS");
     if (given > 1) throw std::invalid_argument("give only one of -p, -f and --tokens");
     if (!o.tokens.empty()) return parse_int_list(o.tokens, "--tokens");
-    std::string text = o.prompt;
-    if (!o.prompt_file.empty()) {
-        std::ifstream f(o.prompt_file, std::ios::binary);
-        text.assign(std::istreambuf_iterator<char>(f), {});
-    }
+    const std::string text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
     auto ids = tok->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
     if (ids.empty()) throw std::invalid_argument("the prompt is empty");
     return ids;
 }
 
 std::unique_ptr<Model> load_model(const ModelOpts& o) {
-    if (!o.isa.empty()) kernels::set_forced_isa(o.isa);
+    apply_isa(o.isa);
     return Model::load(o.model);
 }
 
@@ -107,10 +101,7 @@ void add_run(CLI::App& app) {
             ChatSession session(ctx, *tok, pick_template(*model, chat->tmpl), *sp);
             session.set_system(chat->system);
             const double t0 = now_seconds();
-            session.reply(ro->prompt, *n_predict, [](const std::string& s) {
-                std::fputs(s.c_str(), stdout);
-                std::fflush(stdout);
-            });
+            session.reply(ro->prompt, *n_predict, print_streamed);
             std::printf("\n");
             std::fprintf(stderr, "chat turn: %d prompt tokens, %d in context, %.2f s\n", session.last_prompt_tokens(),
                          session.n_cached(), now_seconds() - t0);
@@ -145,7 +136,7 @@ void add_run(CLI::App& app) {
             out.push_back(next);
             const bool eog = tok && tok->is_eog(next);
             if (stream) {
-                if (!eog) std::fputs(stream->push(next).c_str(), stdout);
+                if (!eog) print_streamed(stream->push(next));
             } else {
                 std::printf("%d%s", next, i + 1 < *n_predict ? "," : "\n");
             }

@@ -1,7 +1,5 @@
 // loom tokenize: text to token ids with the model's own tokenizer.
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -24,11 +22,7 @@ void add_tokenize(CLI::App& app) {
     c->add_flag("--parse-special", o->special, "Recognise control tokens written in the text (<|eot_id|>...)");
     c->callback([o] {
         if (o->prompt.empty() == o->file.empty()) throw std::invalid_argument("give exactly one of -p TEXT and -f FILE");
-        std::string text = o->prompt;
-        if (!o->file.empty()) {
-            std::ifstream f(o->file, std::ios::binary);
-            text.assign(std::istreambuf_iterator<char>(f), {});
-        }
+        const std::string text = o->file.empty() ? o->prompt : read_text_file(o->file);
         auto file = gguf::File::open(o->model);
         auto tok = Tokenizer::from_gguf(*file);
         const auto ids = tok->tokenize(text, !o->no_bos, o->special);

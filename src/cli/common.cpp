@@ -1,7 +1,11 @@
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "kernels/kernels.h"
 
 namespace loom::cli {
 
@@ -25,6 +29,27 @@ std::vector<int32_t> parse_int_list(const std::string& s, const std::string& wha
         i = j + 1;
     }
     return out;
+}
+
+void add_isa_option(CLI::App* c, std::string& isa) {
+    std::string names = "auto";
+    for (const char* k : kernels::known_isas()) names += std::string(", ") + k;
+    c->add_option("--isa", isa, "Force a kernel ISA (" + names + "); default: best for this CPU");
+}
+
+void apply_isa(const std::string& isa) {
+    if (!isa.empty()) kernels::set_forced_isa(isa);
+}
+
+std::string read_text_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot read '" + path + "'");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void print_streamed(const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
 }
 
 double now_seconds() {

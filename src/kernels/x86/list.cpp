@@ -20,8 +20,7 @@ std::span<const MatmulKernel* const> x86_kernels() {
     };
     return list;
 #else
-    static const MatmulKernel* const list[] = {nullptr};
-    return std::span<const MatmulKernel* const>(list, 0);
+    return {};
 #endif
 }
 
