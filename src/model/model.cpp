@@ -88,17 +88,21 @@ Weight Model::matrix(const std::string& name, int64_t n_in, int64_t n_out, bool 
         if (n_out % quant::interleave_of(t->type).rows != 0)
             fail("tensor '" + name + "' of type " + std::string(type_name(t->type)) + " has " + std::to_string(n_out) +
                  " rows, not a multiple of the interleave");
-        auto& buf = owned_.emplace_back(t->n_bytes);
-        quant::unpack_interleaved_q4_0(t->type, t->data, buf.data(), n_out, n_in);
+        // Once per tensor, however many weights view it (fused splits, tied heads).
+        const uint8_t*& plain = unpacked_[name];
+        if (!plain) {
+            auto& buf = owned_.emplace_back(t->n_bytes);
+            quant::unpack_interleaved_q4_0(t->type, t->data, buf.data(), n_out, n_in);
+            file_->release(t->data, t->n_bytes);
+            plain = buf.data();
+        }
         w.type = GgmlType::Q4_0;
-        w.data = buf.data();
+        w.data = plain;
     } else if (!quant::supported(t->type)) {
         fail("tensor '" + name + "' has type " + std::string(type_name(t->type)) + ", which loom does not support");
     }
     w.row_bytes = row_bytes(w.type, n_in);
-    const bool counted = std::find(counted_.begin(), counted_.end(), name) != counted_.end();
-    if (!counted) {  // a tied head is the embedding again: count its bytes once
-        counted_.push_back(name);
+    if (counted_.insert(name).second) {  // a tied head or a fused split: count bytes once
         weight_bytes_ += w.bytes();
         n_params_ += static_cast<uint64_t>(n_in) * n_out;
     }

@@ -5,6 +5,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "gguf/gguf.h"
@@ -95,8 +97,9 @@ protected:
     std::unique_ptr<gguf::File> file_;
     Hparams hp_;
     uint64_t weight_bytes_ = 0, n_params_ = 0;
-    std::vector<std::vector<uint8_t>> owned_;
-    std::vector<std::string> counted_;  // tensors already in weight_bytes_  // tensors converted at load
+    std::vector<std::vector<uint8_t>> owned_;                   // tensors converted at load
+    std::unordered_set<std::string> counted_;                    // tensors already in weight_bytes_
+    std::unordered_map<std::string, const uint8_t*> unpacked_;  // interleaved tensors made plain
 };
 
 // Architecture table (model/registry.cpp): name -> factory.
