@@ -20,6 +20,7 @@
 // The clock and the decoder are injected, so the arithmetic is testable
 // without a model (see tests/bench).
 #pragma once
+#include "util/parse.h"
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -53,9 +54,10 @@ struct SweepParams {
     double reading_tps = 5.0;   // human reading speed, tokens/s per user
 };
 
-// Parses "1,2,4" into integers >= min_value. Throws std::invalid_argument with
-// one line naming `what` ("-b: '0' is below 1", "-p: 'x' is not an integer").
-std::vector<int> parse_list(const std::string& s, const std::string& what, int min_value = 1);
+// Sweep lists ("1,2,4"): integers >= min_value (see loom::parse_int_list).
+inline std::vector<int> parse_list(const std::string& s, const std::string& what, int min_value = 1) {
+    return parse_int_list(s, what, min_value);
+}
 
 // Checks every field; throws std::invalid_argument with one line.
 void validate(const SweepParams& p);

@@ -11,6 +11,7 @@
 #include "runtime/context.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
+#include "util/parse.h"
 
 namespace loom::cli {
 namespace {
@@ -35,7 +36,7 @@ std::vector<int32_t> prompt_tokens(const ModelOpts& o, const Tokenizer* tok) {
     const int given = !o.tokens.empty() + !o.prompt.empty() + !o.prompt_file.empty();
     if (given == 0) throw std::invalid_argument("no prompt: give -p TEXT, -f FILE or --tokens IDS");
     if (given > 1) throw std::invalid_argument("give only one of -p, -f and --tokens");
-    if (!o.tokens.empty()) return parse_int_list(o.tokens, "--tokens");
+    if (!o.tokens.empty()) return parse_int_list(o.tokens, "--tokens", 0);
     const std::string text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
     auto ids = tok->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
     if (ids.empty()) throw std::invalid_argument("the prompt is empty");

@@ -21,7 +21,6 @@ namespace loom::cli {
 ChatTemplate pick_template(const Model& m, const std::string& forced);
 
 // Shared helpers (common.cpp).
-std::vector<int32_t> parse_int_list(const std::string& s, const std::string& what);
 // --isa NAME for a subcommand; apply_isa() forces it (no-op when empty).
 void add_isa_option(CLI::App* c, std::string& isa);
 void apply_isa(const std::string& isa);

@@ -9,28 +9,6 @@
 
 namespace loom::cli {
 
-std::vector<int32_t> parse_int_list(const std::string& s, const std::string& what) {
-    std::vector<int32_t> out;
-    size_t i = 0;
-    while (i <= s.size()) {
-        size_t j = s.find(',', i);
-        if (j == std::string::npos) j = s.size();
-        const std::string item = s.substr(i, j - i);
-        size_t used = 0;
-        long long v = 0;
-        try {
-            v = std::stoll(item, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (item.empty() || used != item.size() || v < INT32_MIN || v > INT32_MAX)
-            throw std::invalid_argument(what + ": '" + item + "' is not an integer (expected a comma list like 1,2,3)");
-        out.push_back(static_cast<int32_t>(v));
-        i = j + 1;
-    }
-    return out;
-}
-
 void add_isa_option(CLI::App* c, std::string& isa) {
     std::string names = "auto";
     for (const char* k : kernels::known_isas()) names += std::string(", ") + k;

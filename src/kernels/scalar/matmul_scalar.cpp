@@ -6,6 +6,7 @@
 #include "kernels/kernels.h"
 #include "kernels/scalar/scalar.h"
 #include "quant/formats.h"
+#include "quant/ref.h"
 
 namespace loom::kernels {
 
@@ -42,30 +43,13 @@ float dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* a, int64_t nb) {
     return acc;
 }
 
-// Q6_K element e of a block as a signed code in -32..31 (ggml layout).
-static inline int q6(const BlockQ6_K& b, int e) {
-    const int half = e / 128, r = e % 128;        // two halves of 128
-    const int l = r % 32, quarter = r / 32;       // 4 groups of 32 per half
-    const uint8_t* ql = b.ql + 64 * half;
-    const uint8_t* qh = b.qh + 32 * half;
-    int lo;
-    switch (quarter) {
-    case 0: lo = ql[l] & 0xF; break;
-    case 1: lo = ql[l + 32] & 0xF; break;
-    case 2: lo = ql[l] >> 4; break;
-    default: lo = ql[l + 32] >> 4; break;
-    }
-    const int hi = (qh[l] >> (2 * quarter)) & 3;
-    return (lo | (hi << 4)) - 32;
-}
-
 float dot_q6_K_q8_K(const BlockQ6_K* w, const BlockQ8_K* a, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
         int32_t isum = 0;
         for (int j = 0; j < QK_K / 16; ++j) {
             int32_t s = 0;
-            for (int i = 0; i < 16; ++i) s += q6(w[b], 16 * j + i) * a[b].qs[16 * j + i];
+            for (int i = 0; i < 16; ++i) s += quant::ref::q6_K_code(w[b], 16 * j + i) * a[b].qs[16 * j + i];
             isum += w[b].scales[j] * s;
         }
         acc = std::fmaf(static_cast<float>(isum), fp16_to_f32(w[b].d) * a[b].d, acc);
