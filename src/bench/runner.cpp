@@ -100,7 +100,7 @@ ModelCost model_cost(const Model& model) {
         c.head_bytes = static_cast<double>(head->n_bytes);
     }
     if (embd && embd->n_rows() > 0) c.embd_row_bytes = static_cast<double>(embd->n_bytes) / embd->n_rows();
-    c.kv_bytes_per_cell = 2.0 * hp.n_layer * hp.kv_dim() * sizeof(float);
+    c.kv_bytes_per_cell = static_cast<double>(KvCache::cell_bytes(hp.n_layer, hp.kv_dim(), GgmlType::F16, GgmlType::F16));
     return c;
 }
 

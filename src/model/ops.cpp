@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/attention.h"
+#include "kernels/kernels.h"
 #include "quant/formats.h"
 #include "runtime/kv_cache.h"
 #include "util/threadpool.h"
@@ -111,49 +113,52 @@ void rope(float* x, int n_heads, int head_dim, int n_rot, int32_t pos, float the
 void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V) {
     const int d = kv.kv_dim();
     for (int t = 0; t < plan.n_tokens(); ++t) {
-        std::copy_n(K + static_cast<size_t>(t) * d, d, kv.k(layer, plan.cell[t]));
-        std::copy_n(V + static_cast<size_t>(t) * d, d, kv.v(layer, plan.cell[t]));
+        quant::quantize_row(kv.k_type(), K + static_cast<size_t>(t) * d, kv.k(layer, plan.cell[t]), d);
+        quant::quantize_row(kv.v_type(), V + static_cast<size_t>(t) * d, kv.v(layer, plan.cell[t]), d);
     }
 }
 
+// One job per (token, KV head): the query heads sharing that KV head go through the
+// kernel together, so each tile of keys and values is read once for all of them.
 void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int layer, const float* Q,
                float* out, const AttentionParams& p) {
     const int T = plan.n_tokens();
     const int group = p.n_head / p.n_head_kv;
     const int q_dim = p.n_head * p.head_dim;
-    pool.parallel_for(static_cast<int64_t>(T) * p.n_head, [&](int64_t b, int64_t e, int) {
-        std::vector<float> scores;
+    const kernels::AttentionKernel& kern = kernels::select_attention(kernels::cpu_features());
+    const size_t k_head = row_bytes(kv.k_type(), p.head_dim), v_head = row_bytes(kv.v_type(), p.head_dim);
+    const uint8_t* k0 = kv.k(layer, 0);
+    const uint8_t* v0 = kv.v(layer, 0);
+    pool.parallel_for(static_cast<int64_t>(T) * p.n_head_kv, [&](int64_t b, int64_t e, int) {
         for (int64_t job = b; job < e; ++job) {
-            const int t = static_cast<int>(job / p.n_head), h = static_cast<int>(job % p.n_head);
-            const int kvh = h / group;
-            const float* q = Q + static_cast<size_t>(t) * q_dim + static_cast<size_t>(h) * p.head_dim;
-            float* o = out + static_cast<size_t>(t) * q_dim + static_cast<size_t>(h) * p.head_dim;
-            const auto cells = plan.visible[t];
-            const int32_t pos = plan.pos[t];
-            scores.assign(cells.size(), -INFINITY);
-            float mx = -INFINITY;
-            for (size_t j = 0; j < cells.size(); ++j) {
-                if (p.window > 0 && kv.cell_pos(cells[j]) <= pos - p.window) continue;
-                const float* k = kv.k(layer, cells[j]) + static_cast<size_t>(kvh) * p.head_dim;
-                float s = 0.0f;
-                for (int i = 0; i < p.head_dim; ++i) s += q[i] * k[i];
-                s *= p.scale;
-                if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
-                scores[j] = s;
-                mx = std::max(mx, s);
+            const int t = static_cast<int>(job / p.n_head_kv), kvh = static_cast<int>(job % p.n_head_kv);
+            auto cells = plan.visible[t];
+            if (p.window > 0) {  // cells are in position order: drop those outside the window
+                const int32_t first = plan.pos[t] - p.window;
+                auto it = std::partition_point(cells.begin(), cells.end(),
+                                               [&](int32_t c) { return kv.cell_pos(c) <= first; });
+                cells = cells.subspan(static_cast<size_t>(it - cells.begin()));
             }
-            double sum = 0.0;
-            for (float& s : scores) {
-                s = s == -INFINITY ? 0.0f : std::exp(s - mx);
-                sum += s;
-            }
-            const float inv = sum > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
-            std::fill_n(o, p.head_dim, 0.0f);
-            for (size_t j = 0; j < cells.size(); ++j) {
-                if (scores[j] == 0.0f) continue;
-                const float w = scores[j] * inv;
-                const float* v = kv.v(layer, cells[j]) + static_cast<size_t>(kvh) * p.head_dim;
-                for (int i = 0; i < p.head_dim; ++i) o[i] += w * v[i];
+            for (int h0 = 0; h0 < group; h0 += kernels::kAttnMaxQ) {
+                const int h = kvh * group + h0;
+                kernels::AttnArgs a;
+                a.q = Q + static_cast<size_t>(t) * q_dim + static_cast<size_t>(h) * p.head_dim;
+                a.q_stride = p.head_dim;
+                a.n_q = std::min(group - h0, kernels::kAttnMaxQ);
+                a.head_dim = p.head_dim;
+                a.k_type = kv.k_type();
+                a.v_type = kv.v_type();
+                a.k = k0 + kvh * k_head;
+                a.v = v0 + kvh * v_head;
+                a.k_stride = kv.k_row_bytes();
+                a.v_stride = kv.v_row_bytes();
+                a.cells = cells.data();
+                a.n_cells = static_cast<int>(cells.size());
+                a.scale = p.scale;
+                a.softcap = p.softcap;
+                a.out = out + static_cast<size_t>(t) * q_dim + static_cast<size_t>(h) * p.head_dim;
+                a.out_stride = p.head_dim;
+                kern.run(a);
             }
         }
     });

@@ -9,8 +9,14 @@ namespace loom {
 Context::Context(const Model& model, const ContextParams& params)
     : model_(model),
       params_(params),
-      kv_(model.hparams().n_layer, params.n_ctx, model.hparams().kv_dim()),
-      pool_(params.n_threads > 0 ? params.n_threads : default_threads()) {}
+      kv_(model.hparams().n_layer, params.n_ctx, model.hparams().kv_dim(), params.type_k, params.type_v),
+      pool_(params.n_threads > 0 ? params.n_threads : default_threads()) {
+    // Q8_0 blocks must not straddle heads: attention reads one head's slice of a row.
+    const int hd = model.hparams().head_dim;
+    if ((params.type_k == GgmlType::Q8_0 || params.type_v == GgmlType::Q8_0) && hd % 32 != 0)
+        throw std::invalid_argument("KV cache type q8_0 needs a head size that is a multiple of 32 (this model's: " +
+                                    std::to_string(hd) + "); use f16");
+}
 
 void Context::decode(std::span<const BatchToken> batch) {
     if (batch.empty()) throw std::invalid_argument("decode: empty batch");

@@ -23,6 +23,8 @@ struct ContextParams {
     int n_ctx = 4096;     // KV cells shared by all sequences
     int n_threads = 0;    // 0 = all cores
     int n_seq_max = 256;  // sequence ids must be < this
+    GgmlType type_k = GgmlType::F16;  // KV cache storage: F16, F32 or Q8_0
+    GgmlType type_v = GgmlType::F16;
 };
 
 class Context {

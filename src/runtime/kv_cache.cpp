@@ -4,12 +4,37 @@
 
 namespace loom {
 
-KvCache::KvCache(int n_layer, int n_cells, int kv_dim)
-    : n_layer_(n_layer), n_cells_(n_cells), kv_dim_(kv_dim), n_free_(n_cells) {
+namespace {
+void check_type(GgmlType t, int kv_dim) {
+    if (t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::Q8_0)
+        throw std::invalid_argument("KV cache type " + std::string(type_name(t)) + " is not supported (f16, f32, q8_0)");
+    if (t == GgmlType::Q8_0 && kv_dim % 32 != 0)
+        throw std::invalid_argument("KV cache type q8_0 needs rows that are a multiple of 32 values (this model's: " +
+                                    std::to_string(kv_dim) + ")");
+}
+}  // namespace
+
+GgmlType KvCache::parse_type(const std::string& name) {
+    if (name == "f16") return GgmlType::F16;
+    if (name == "f32") return GgmlType::F32;
+    if (name == "q8_0") return GgmlType::Q8_0;
+    throw std::invalid_argument("unknown KV cache type '" + name + "' (f16, f32, q8_0)");
+}
+
+size_t KvCache::cell_bytes(int n_layer, int kv_dim, GgmlType k_type, GgmlType v_type) {
+    return static_cast<size_t>(n_layer) * (row_bytes(k_type, kv_dim) + row_bytes(v_type, kv_dim));
+}
+
+KvCache::KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type, GgmlType v_type)
+    : n_layer_(n_layer), n_cells_(n_cells), kv_dim_(kv_dim), n_free_(n_cells), k_type_(k_type), v_type_(v_type) {
     if (n_cells <= 0) throw std::invalid_argument("context size must be positive");
-    const size_t n = static_cast<size_t>(n_layer) * n_cells * kv_dim;
-    k_.assign(n, 0.0f);
-    v_.assign(n, 0.0f);
+    check_type(k_type, kv_dim);
+    check_type(v_type, kv_dim);
+    k_row_ = row_bytes(k_type, kv_dim);
+    v_row_ = row_bytes(v_type, kv_dim);
+    const size_t cells = static_cast<size_t>(n_layer) * n_cells;
+    k_.assign(cells * k_row_, 0);
+    v_.assign(cells * v_row_, 0);
     pos_.assign(n_cells, -1);
     owner_.assign(n_cells, -1);
     clear();

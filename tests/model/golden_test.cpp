@@ -103,7 +103,18 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
         for (const auto& c : g["cases"]) longest = std::max(longest, c["tokens"].size());
         EXPECT_GT(longest, static_cast<size_t>(window)) << name << ": no prompt exceeds the sliding window";
     }
-    const double min_cos = is_4bit(name) ? 0.999 : 0.9999;
+    // The reference kept its KV cache in f32: every ISA is held to the README's
+    // tolerances with an f32 cache. The default f16 cache (and q8_0 where the head size
+    // allows) are checked on the best ISA, with cosine tolerances 5x / 20x looser.
+    std::vector<GgmlType> kv_types = {GgmlType::F32};
+    if (isa == "auto") {
+        kv_types.push_back(GgmlType::F16);
+        if (model->hparams().head_dim % 32 == 0) kv_types.push_back(GgmlType::Q8_0);
+    }
+    for (const GgmlType kvt : kv_types) {
+    SCOPED_TRACE("kv " + std::string(type_name(kvt)));
+    const double slack = kvt == GgmlType::F32 ? 1.0 : kvt == GgmlType::F16 ? 5.0 : 20.0;
+    const double min_cos = 1.0 - (is_4bit(name) ? 1e-3 : 1e-4) * slack;
     int greedy_ok = 0, n_cases = 0;
     for (const auto& c : g["cases"]) {
         const auto tokens = c["tokens"].get<std::vector<int32_t>>();
@@ -111,6 +122,7 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
         ContextParams cp;
         cp.n_ctx = static_cast<int>(tokens.size()) + 32;
         cp.n_threads = 2;
+        cp.type_k = cp.type_v = kvt;
         Context ctx(*model, cp);
         auto logits = ctx.eval_prompt(0, tokens);
         ASSERT_EQ(logits.size(), ref.size());
@@ -135,12 +147,13 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
         }
         const bool same = std::equal(got.begin(), got.end(), greedy.begin());
         greedy_ok += same;
-        std::printf("[ golden ] %s [%s] case %d: cosine %.6f, top1 %s (ref margin %.3f), greedy %s\n", name.c_str(), isa.c_str(),
-                    n_cases, cs, our_top == ref_top ? "equal" : "differs", ref_margin, same ? "match" : "parted");
+        std::printf("[ golden ] %s [%s, kv %s] case %d: cosine %.6f, top1 %s (ref margin %.3f), greedy %s\n",
+                    name.c_str(), isa.c_str(), std::string(type_name(kvt)).c_str(), n_cases, cs, our_top == ref_top ? "equal" : "differs", ref_margin, same ? "match" : "parted");
         ++n_cases;
     }
     EXPECT_GE(greedy_ok, std::min(3, n_cases)) << name << ": greedy continuations matched for " << greedy_ok << " of "
                                                << n_cases << " prompts";
+    }
     }
     kernels::set_forced_isa("auto");
 }
