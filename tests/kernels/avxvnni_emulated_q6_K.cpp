@@ -1,0 +1,9 @@
+// q6_K_avxvnni.cpp built with AVX2 + FMA + F16C and the emulated VPDPBUSD of
+// avxvnni_emulation.h, as kMatmulQ6_KAvxVnniEmulated.
+#if defined(__x86_64__)
+#pragma GCC target("avx2,fma,f16c")
+#include "avxvnni_emulation.h"
+#define _mm256_dpbusd_avx_epi32 emulated_dpbusd_avx
+#define kMatmulQ6_KAvxVnni kMatmulQ6_KAvxVnniEmulated
+#include "kernels/x86/q6_K_avxvnni.cpp"
+#endif
