@@ -53,8 +53,8 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         ops::rmsnorm(x.data(), L.ffn_norm.data(), xn.data(), T, d, h.norm_eps);
         ops::matmul(pool, L.gate, xn.data(), T, g.data());
         ops::matmul(pool, L.up, xn.data(), T, u.data());
-        if (opt_.gelu) ops::gelu_tanh_mul(g.data(), u.data(), size_t(T) * h.n_ff);
-        else ops::silu_mul(g.data(), u.data(), size_t(T) * h.n_ff);
+        if (opt_.gelu) ops::gelu_tanh_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
+        else ops::silu_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
         ops::matmul(pool, L.down, g.data(), T, y.data());
         if (!L.post_ffn_norm.empty()) ops::rmsnorm(y.data(), L.post_ffn_norm.data(), y.data(), T, d, h.norm_eps);
         ops::add(x.data(), y.data(), size_t(T) * d);

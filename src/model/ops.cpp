@@ -13,34 +13,89 @@
 namespace loom::ops {
 
 // ------------------------------------------------------------------ norms, activations
+// Element-wise loops written for the auto-vectorizer (no calls, fixed-order partial
+// sums). On x86 each is compiled for AVX-512, AVX2 and the baseline, and the dynamic
+// loader picks the clone for the CPU at run time (GCC function multiversioning); on
+// AArch64 baseline NEON is all there is. A row's result never depends on the batch.
 
-void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, float eps) {
-    for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * n;
-        float* yr = y + r * n;
-        double sum = 0.0;
-        for (int i = 0; i < n; ++i) sum += static_cast<double>(xr[i]) * xr[i];
-        const float scale = 1.0f / std::sqrt(static_cast<float>(sum / n) + eps);
-        for (int i = 0; i < n; ++i) yr[i] = xr[i] * scale * w[i];
-    }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LOOM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LOOM_CLONES
+#endif
+
+namespace {
+
+// exp(x) to ~2 ulp (Cephes' expf polynomial), branch-free so that loops vectorize:
+// x = n ln2 + r, |r| <= ln2/2, exp(x) = 2^n * P(r). Inputs are clamped to [-87, 88].
+inline float exp_poly(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * r * r + r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    float scale;
+    __builtin_memcpy(&scale, &bits, 4);
+    return y * scale;
 }
 
-void silu_mul(float* g, const float* u, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+LOOM_CLONES void rmsnorm_row(const float* x, const float* w, float* y, int n, float eps) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) s[k] += static_cast<double>(x[i + k]) * x[i + k];
+    for (; i < n; ++i) s[0] += static_cast<double>(x[i]) * x[i];
+    const double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / n) + eps);
+    for (int j = 0; j < n; ++j) y[j] = x[j] * scale * w[j];
 }
 
-void gelu_tanh_mul(float* g, const float* u, int64_t n) {
+LOOM_CLONES void silu_mul_range(float* g, const float* u, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + exp_poly(-g[i])) * u[i];
+}
+
+LOOM_CLONES void gelu_tanh_mul_range(float* g, const float* u, int64_t n) {
     constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
     constexpr float kCoef = 0.044715f;
     for (int64_t i = 0; i < n; ++i) {
         const float x = g[i];
-        g[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoef * x * x))) * u[i];
+        // 0.5 x (1 + tanh(z)) = x * sigmoid(2z) = x / (1 + exp(-2z))
+        const float z = kSqrt2OverPi * x * (1.0f + kCoef * x * x);
+        g[i] = x / (1.0f + exp_poly(-2.0f * z)) * u[i];
     }
 }
 
-void add(float* x, const float* y, int64_t n) {
+LOOM_CLONES void add_range(float* x, const float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
+
+// Element-wise work below this size runs on the calling thread (a batch-1 step).
+constexpr int64_t kParallelElems = 1 << 16;
+
+}  // namespace
+
+void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, float eps) {
+    for (int64_t r = 0; r < rows; ++r) rmsnorm_row(x + r * n, w, y + r * n, n, eps);
+}
+
+void silu_mul(ThreadPool& pool, float* g, const float* u, int64_t n) {
+    if (n < kParallelElems) return silu_mul_range(g, u, n);
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) { silu_mul_range(g + b, u + b, e - b); }, 64);
+}
+
+void gelu_tanh_mul(ThreadPool& pool, float* g, const float* u, int64_t n) {
+    if (n < kParallelElems) return gelu_tanh_mul_range(g, u, n);
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) { gelu_tanh_mul_range(g + b, u + b, e - b); }, 64);
+}
+
+void add(float* x, const float* y, int64_t n) { add_range(x, y, n); }
 
 void softcap(float* x, int64_t n, float cap) {
     for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);

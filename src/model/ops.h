@@ -35,8 +35,9 @@ void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int l
 // Writes K and V rows of the batch into their cells.
 void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V);
 
-void silu_mul(float* g, const float* u, int64_t n);       // g = silu(g) * u
-void gelu_tanh_mul(float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
+// Gated activations, element-wise (threads share large inputs).
+void silu_mul(ThreadPool& pool, float* g, const float* u, int64_t n);       // g = silu(g) * u
+void gelu_tanh_mul(ThreadPool& pool, float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
 void add(float* x, const float* y, int64_t n);            // x += y
 void softcap(float* x, int64_t n, float cap);             // x = cap * tanh(x / cap)
 
