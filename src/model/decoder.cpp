@@ -1,5 +1,6 @@
 #include "model/decoder.h"
 
+#include <array>
 #include <cmath>
 
 #include "runtime/kv_cache.h"
@@ -34,9 +35,7 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         const DecoderLayer& L = layers_[l];
         // ---- attention
         ops::rmsnorm(x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
-        ops::matmul(pool, L.wq, xn.data(), T, q.data());
-        ops::matmul(pool, L.wk, xn.data(), T, k.data());
-        ops::matmul(pool, L.wv, xn.data(), T, v.data());
+        ops::matmul_n(pool, std::array{&L.wq, &L.wk, &L.wv}, xn.data(), T, std::array{q.data(), k.data(), v.data()});
         for (int t = 0; t < T; ++t) {
             ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, h.n_rot, plan.pos[t], h.rope_theta, opt_.rope,
                       ff, opt_.rope_attn_factor);
@@ -51,8 +50,7 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         ops::add(x.data(), y.data(), size_t(T) * d);
         // ---- feed-forward (gated)
         ops::rmsnorm(x.data(), L.ffn_norm.data(), xn.data(), T, d, h.norm_eps);
-        ops::matmul(pool, L.gate, xn.data(), T, g.data());
-        ops::matmul(pool, L.up, xn.data(), T, u.data());
+        ops::matmul_n(pool, std::array{&L.gate, &L.up}, xn.data(), T, std::array{g.data(), u.data()});
         if (opt_.gelu) ops::gelu_tanh_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
         else ops::silu_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
         ops::matmul(pool, L.down, g.data(), T, y.data());

@@ -107,32 +107,72 @@ void embed_row(const Weight& emb, int32_t token, float* out) {
 
 // ------------------------------------------------------------------ matmul
 
-void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy) {
-    if (ldy == 0) ldy = W.n_out;
-    const kernels::MatmulKernel* k = W.kernel;
-    const GgmlType at = k ? k->act_type : quant::act_type(W.type);
-    const size_t arb = row_bytes(at, W.n_in);
+namespace {
+
+// Quantizes T rows of n floats for kernel k (or the reference act type) into a
+// per-thread buffer of the calling thread; a few rows are done right here, more are
+// shared by the pool.
+const uint8_t* quantize_acts(ThreadPool& pool, const kernels::MatmulKernel* k, GgmlType at, const float* X,
+                             int64_t T, int64_t n, size_t arb) {
     thread_local std::vector<uint8_t> act;
     if (act.size() < arb * T) act.resize(arb * T);
     uint8_t* A = act.data();
-    pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+    auto rows = [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
-            if (k) k->quantize(X + t * W.n_in, A + t * arb, W.n_in);
-            else quant::quantize_row(at, X + t * W.n_in, A + t * arb, W.n_in);
+            if (k) k->quantize(X + t * n, A + t * arb, n);
+            else quant::quantize_row(at, X + t * n, A + t * arb, n);
         }
-    });
+    };
+    if (T <= 4) rows(0, T, 0);
+    else pool.parallel_for(T, rows);
+    return A;
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy) {
+    const Weight* w[] = {&W};
+    float* y[] = {Y};
+    const int64_t l[] = {ldy};
+    matmul_n(pool, w, X, T, y, l);
+}
+
+void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* X, int64_t T,
+              std::span<float* const> Ys, std::span<const int64_t> ldys) {
+    const Weight& W0 = *Ws[0];
+    const kernels::MatmulKernel* k = W0.kernel;
+    bool shared = k != nullptr;
+    for (const Weight* w : Ws) shared = shared && w->kernel == k && w->n_in == W0.n_in;
+    auto ldy_of = [&](size_t i) { return i < ldys.size() && ldys[i] > 0 ? ldys[i] : Ws[i]->n_out; };
+    if (!shared && Ws.size() > 1) {  // different kernels: one after another
+        for (size_t i = 0; i < Ws.size(); ++i) matmul(pool, *Ws[i], X, T, Ys[i], ldy_of(i));
+        return;
+    }
+    const GgmlType at = k ? k->act_type : quant::act_type(W0.type);
+    const size_t arb = row_bytes(at, W0.n_in);
+    const uint8_t* A = quantize_acts(pool, k, at, X, T, W0.n_in, arb);
     if (k) {
-        // Equal shares of weight rows (in whole row groups) per thread.
-        const int64_t rg = k->row_group, n_groups = (W.n_out + rg - 1) / rg;
-        pool.parallel_for(n_groups, [&](int64_t b, int64_t e, int) {
-            k->matmul(W.data, A, arb, Y, ldy, W.n_in, W.n_out, b * rg, std::min(W.n_out, e * rg), T);
+        // The weights' row groups, end to end, in equal shares per thread (equal bytes:
+        // one kernel, one type); a share may span several weights.
+        const int64_t rg = k->row_group;
+        std::vector<int64_t> first(Ws.size() + 1, 0);  // first global group of each weight
+        for (size_t i = 0; i < Ws.size(); ++i) first[i + 1] = first[i] + (Ws[i]->n_out + rg - 1) / rg;
+        pool.parallel_for(first.back(), [&](int64_t b, int64_t e, int) {
+            for (size_t i = 0; i < Ws.size(); ++i) {
+                const int64_t g0 = std::max(b, first[i]) - first[i], g1 = std::min(e, first[i + 1]) - first[i];
+                if (g0 >= g1) continue;
+                const Weight& W = *Ws[i];
+                k->matmul(W.data, A, arb, Ys[i], ldy_of(i), W.n_in, W.n_out, g0 * rg, std::min(W.n_out, g1 * rg), T);
+            }
         });
         return;
     }
-    pool.parallel_for(W.n_out, [&](int64_t b, int64_t e, int) {
+    const int64_t ldy = ldy_of(0);
+    float* Y = Ys[0];
+    pool.parallel_for(W0.n_out, [&](int64_t b, int64_t e, int) {
         for (int64_t o = b; o < e; ++o) {
-            const uint8_t* w = W.row(o);
-            for (int64_t t = 0; t < T; ++t) Y[t * ldy + o] = quant::vec_dot(W.type, w, A + t * arb, W.n_in);
+            const uint8_t* w = W0.row(o);
+            for (int64_t t = 0; t < T; ++t) Y[t * ldy + o] = quant::vec_dot(W0.type, w, A + t * arb, W0.n_in);
         }
     }, 16);
 }

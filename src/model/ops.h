@@ -16,6 +16,12 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, floa
 // quantized weights) once; every (t, o) is one dot product, so a row's result
 // does not depend on the other rows of the batch.
 void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy = 0);
+// Several weights applied to the same input (Q, K and V; gate and up): the input is
+// quantized once and one pass of the pool covers all their rows. Ys[i] gets Ws[i]'s
+// output with row stride ldys[i] (0 or missing: its n_out). Each result equals
+// matmul()'s bit for bit.
+void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* X, int64_t T,
+              std::span<float* const> Ys, std::span<const int64_t> ldys = {});
 
 enum class RopeMode { Adjacent, Neox };  // pairs (2i, 2i+1) / (i, i + n_rot/2)
 // Rotates the first n_rot dims of each of n_heads heads of one token at position pos.
