@@ -1,6 +1,7 @@
 #include "model/ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -152,17 +153,28 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
     const size_t arb = row_bytes(at, W0.n_in);
     const uint8_t* A = quantize_acts(pool, k, at, X, T, W0.n_in, arb);
     if (k) {
-        // The weights' row groups, end to end, in equal shares per thread (equal bytes:
-        // one kernel, one type); a share may span several weights.
+        // The weights' row groups, end to end (equal bytes per group: one kernel, one
+        // type); a chunk may span several weights.
         const int64_t rg = k->row_group;
         std::vector<int64_t> first(Ws.size() + 1, 0);  // first global group of each weight
         for (size_t i = 0; i < Ws.size(); ++i) first[i + 1] = first[i] + (Ws[i]->n_out + rg - 1) / rg;
-        pool.parallel_for(first.back(), [&](int64_t b, int64_t e, int) {
-            for (size_t i = 0; i < Ws.size(); ++i) {
-                const int64_t g0 = std::max(b, first[i]) - first[i], g1 = std::min(e, first[i + 1]) - first[i];
-                if (g0 >= g1) continue;
-                const Weight& W = *Ws[i];
-                k->matmul(W.data, A, arb, Ys[i], ldy_of(i), W.n_in, W.n_out, g0 * rg, std::min(W.n_out, g1 * rg), T);
+        // Threads take chunks from a shared counter. Few rows (generation): ~1/8 of a
+        // share each, so a thread that starts late or is interrupted (a shared machine)
+        // does not hold the others up. Many rows: one share each, since every kernel
+        // call rebuilds its activation panel.
+        const int64_t n_groups = first.back(), nth = pool.size();
+        const int64_t chunk = T <= 8 ? std::max<int64_t>(1, n_groups / (8 * nth)) : (n_groups + nth - 1) / nth;
+        std::atomic<int64_t> next{0};
+        pool.run([&](int, int) {
+            for (int64_t b; (b = next.fetch_add(chunk, std::memory_order_relaxed)) < n_groups;) {
+                const int64_t e = std::min(n_groups, b + chunk);
+                for (size_t i = 0; i < Ws.size(); ++i) {
+                    const int64_t g0 = std::max(b, first[i]) - first[i], g1 = std::min(e, first[i + 1]) - first[i];
+                    if (g0 >= g1) continue;
+                    const Weight& W = *Ws[i];
+                    k->matmul(W.data, A, arb, Ys[i], ldy_of(i), W.n_in, W.n_out, g0 * rg, std::min(W.n_out, g1 * rg),
+                              T);
+                }
             }
         });
         return;
