@@ -2,12 +2,16 @@
 // same weight type bit for bit, on odd shapes, misaligned buffers, and every row
 // count 1..17 (GEMV and GEMM paths), whatever the split of output rows.
 #include <cstring>
+#include <mutex>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "kernels/kernels.h"
 #include "kernels/scalar/scalar.h"
 #include "quant/formats.h"
 #include "test_util.h"
+#include "util/threadpool.h"
 
 using namespace loom;
 using namespace loom::kernels;
@@ -106,6 +110,33 @@ TEST(Kernels, EveryVariantEqualsScalarReferenceBitExact) {
                 feature_names(cpu_features()).c_str(), checked);
 }
 
+// Large enough to reach every loop of the SIMD kernels: GEMM sweeps of a few blocks
+// at a time (rows > one register tile), and several passes over the weights when the
+// activation panel of all rows would not fit in L2 (x86: ~384 KiB of panel per pass,
+// here 200 blocks x 40 bytes x 100 rows = 800 KB). Rows 1, 9 and 100 only (it is slow
+// for the scalar reference).
+TEST(Kernels, LargeShapesTakeEveryPathAndStayBitExact) {
+    int checked = 0;
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features || std::string(k->isa) == "scalar") continue;
+        const MatmulKernel* ref = reference_for(k->wtype);
+        const int64_t n_in = k->wtype == GgmlType::Q6_K ? 256 * 26 : 32 * 200, n_out = 37;
+        const auto W = random_floats(static_cast<size_t>(n_in * n_out), 3, 0.05f);
+        std::vector<uint8_t> plain(row_bytes(k->wtype, n_in) * n_out);
+        for (int64_t o = 0; o < n_out; ++o)
+            quant::quantize_row(k->wtype, &W[o * n_in], plain.data() + o * row_bytes(k->wtype, n_in), n_in);
+        const auto X = random_floats(static_cast<size_t>(100 * n_in), 4);
+        for (int64_t T : {1, 9, 100}) {
+            const auto want = run(*ref, plain, n_out, n_in, X, T, 0, 1);
+            const auto got = run(*k, plain, n_out, n_in, X, T, 1, 2);
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                << k->name << " differs from " << ref->name << " at n_in " << n_in << " T " << T;
+            ++checked;
+        }
+    }
+    std::printf("[ kernels ] large shapes: %d (kernel, rows) cases\n", checked);
+}
+
 TEST(Kernels, PackingInChunksEqualsPackingWhole) {
     for (auto* k : all_kernels()) {
         if ((k->features & cpu_features()) != k->features || !k->pack) continue;
@@ -128,6 +159,38 @@ TEST(Kernels, PackingInChunksEqualsPackingWhole) {
         k->matmul(whole.data(), act.data(), arb, y_whole.data(), n_out, n_in, n_out, 0, n_out, 5);
         k->matmul(chunks.data(), act.data(), arb, y_chunks.data(), n_out, n_in, n_out, 0, n_out, 5);
         EXPECT_EQ(0, std::memcmp(y_whole.data(), y_chunks.data(), y_whole.size() * sizeof(float))) << k->name;
+    }
+}
+
+TEST(Kernels, PackingInChunksOnAThreadPoolEqualsPackingWhole) {
+    ThreadPool pool(3);
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features || !k->pack) continue;
+        const int64_t qk = traits(k->wtype).block_elems, n_in = 4 * qk, n_out = 23 * k->row_group + 5;
+        const size_t rb = row_bytes(k->wtype, n_in);
+        const auto W = random_floats(static_cast<size_t>(n_in * n_out), 7, 0.05f);
+        std::vector<uint8_t> plain(rb * n_out);
+        for (int64_t o = 0; o < n_out; ++o) quant::quantize_row(k->wtype, &W[o * n_in], plain.data() + o * rb, n_in);
+        // Both packed at a 64-byte aligned address, so whatever slack a layout keeps
+        // before its data is the same in both.
+        std::vector<uint8_t> whole(k->packed_size(n_out, n_in) + 64), par(whole.size(), 0xee);
+        std::fill(whole.begin(), whole.end(), 0xee);
+        uint8_t* w0 = whole.data() + (64 - reinterpret_cast<uintptr_t>(whole.data()) % 64) % 64;
+        uint8_t* p0 = par.data() + (64 - reinterpret_cast<uintptr_t>(par.data()) % 64) % 64;
+        k->pack(plain.data(), w0, n_out, n_in);
+        std::mutex mu;
+        std::vector<int> seen(static_cast<size_t>(n_out), 0);  // source rows handed to done()
+        std::set<std::thread::id> threads;
+        pack_in_chunks(*k, plain.data(), rb, p0, n_out, n_in, rb * k->row_group,
+                       [&](const uint8_t* s, size_t n) {
+                           std::lock_guard<std::mutex> lk(mu);
+                           threads.insert(std::this_thread::get_id());
+                           for (size_t r = (s - plain.data()) / rb; r < (s - plain.data() + n) / rb; ++r) ++seen[r];
+                       },
+                       &pool);
+        EXPECT_EQ(0, std::memcmp(w0, p0, k->packed_size(n_out, n_in))) << k->name;
+        for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(seen[r], 1) << k->name << " row " << r;
+        EXPECT_GE(threads.size(), 1u);
     }
 }
 
