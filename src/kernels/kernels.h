@@ -23,6 +23,8 @@
 
 #include "gguf/types.h"
 
+namespace loom { class ThreadPool; }
+
 namespace loom::kernels {
 
 // ------------------------------------------------------------------ CPU features
@@ -62,9 +64,12 @@ struct MatmulKernel {
 // chunk so its source pages can be released. Packed layouts are affine in the group
 // count (size(n) = groups * group_bytes + constant), so chunk i goes at
 // size(rows before it) - size(0); the result equals packing the whole tensor at once.
+// With a pool, its threads take chunks in order as they free up (at most pool size
+// chunks in flight, so at most that many chunks' source pages are held at once);
+// `done` is then called from any of them, concurrently, and must not throw.
 void pack_in_chunks(const MatmulKernel& k, const uint8_t* src, size_t src_row_bytes, uint8_t* dst, int64_t n_out,
                     int64_t n_in, size_t chunk_bytes,
-                    const std::function<void(const uint8_t*, size_t)>& done = {});
+                    const std::function<void(const uint8_t*, size_t)>& done = {}, ThreadPool* pool = nullptr);
 
 std::span<const MatmulKernel* const> all_kernels();  // every compiled variant, best first
 // Best kernel for weights of type w on a CPU with `features`; with a non-empty

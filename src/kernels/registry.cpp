@@ -1,10 +1,12 @@
 // The kernel table and run-time selection.
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <vector>
 
 #include "kernels/kernels.h"
 #include "kernels/scalar/scalar.h"
+#include "util/threadpool.h"
 
 namespace loom::kernels {
 
@@ -22,16 +24,27 @@ std::span<const MatmulKernel* const> all_kernels() {
 }
 
 void pack_in_chunks(const MatmulKernel& k, const uint8_t* src, size_t src_row_bytes, uint8_t* dst, int64_t n_out,
-                    int64_t n_in, size_t chunk_bytes, const std::function<void(const uint8_t*, size_t)>& done) {
+                    int64_t n_in, size_t chunk_bytes, const std::function<void(const uint8_t*, size_t)>& done,
+                    ThreadPool* pool) {
     const int64_t rg = k.row_group;
     const int64_t rows = std::max<int64_t>(rg, static_cast<int64_t>(chunk_bytes / src_row_bytes) / rg * rg);
+    const int64_t n_chunks = (n_out + rows - 1) / rows;
     const size_t base = k.packed_size(0, n_in);
-    for (int64_t r0 = 0; r0 < n_out; r0 += rows) {
-        const int64_t n = std::min(rows, n_out - r0);
+    auto chunk = [&](int64_t c) {
+        const int64_t r0 = c * rows, n = std::min(rows, n_out - r0);
         const uint8_t* s = src + static_cast<size_t>(r0) * src_row_bytes;
         k.pack(s, dst + (k.packed_size(r0, n_in) - base), n, n_in);
         if (done) done(s, static_cast<size_t>(n) * src_row_bytes);
+    };
+    if (!pool || pool->size() == 1 || n_chunks <= 1) {
+        for (int64_t c = 0; c < n_chunks; ++c) chunk(c);
+        return;
     }
+    // Dynamic: chunk costs differ (the last is partial, threads get descheduled).
+    std::atomic<int64_t> next{0};
+    pool->run([&](int, int) {
+        for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) chunk(c);
+    });
 }
 
 std::span<const char* const> known_isas() {

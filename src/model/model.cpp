@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -8,6 +9,7 @@
 
 #include "quant/formats.h"
 #include "quant/repack.h"
+#include "util/threadpool.h"
 
 namespace loom {
 
@@ -22,7 +24,11 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     auto f = gguf::File::open(path);
     const std::string arch = f->get_string("general.architecture");
     for (const auto& e : architectures())
-        if (arch == e.name) return e.create(std::move(f), opts);
+        if (arch == e.name) {
+            auto m = e.create(std::move(f), opts);
+            m->finish_load(opts);
+            return m;
+        }
     std::string known;
     for (const auto& e : architectures()) known += (known.empty() ? "" : ", ") + std::string(e.name);
     throw std::runtime_error(path + ": unsupported architecture '" + arch + "' (supported: " + known + ")");
@@ -128,13 +134,44 @@ void Model::pack_for_kernel(Weight& w) {
     if (!k) return;
     w.kernel = k;
     if (!k->pack) return;
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    if (!pack_pool_) pack_pool_ = std::make_unique<ThreadPool>(default_threads());
+    const int nth = pack_pool_->size();
     // Packed layouts store whole row groups one after another, so the tensor is
     // packed in chunks and each chunk's source pages are dropped right away: the
-    // peak stays at the weights plus one chunk, never two copies of a tensor.
+    // peak stays at the weights plus one chunk per thread, never two copies of a
+    // tensor. Chunks of at most 4 MiB, and small enough that even a 2048 x 512
+    // tensor gives every thread a few (taken dynamically, so they even out).
+    const size_t chunk = std::clamp<size_t>(w.bytes() / (4 * static_cast<size_t>(nth)), 64 << 10, 4 << 20);
+    // Not zero-filled by us; 2 MiB aligned huge pages for big tensors (see AnonBuffer).
     auto& buf = owned_.emplace_back(k->packed_size(w.n_out, w.n_in));
-    kernels::pack_in_chunks(*k, w.data, w.row_bytes, buf.data(), w.n_out, w.n_in, size_t(4) << 20,
-                            [&](const uint8_t* p, size_t n) { file_->release(p, n); });
+    kernels::pack_in_chunks(*k, w.data, w.row_bytes, buf.data(), w.n_out, w.n_in, chunk,
+                            [&](const uint8_t* p, size_t n) { file_->release(p, n); }, pack_pool_.get());
     w.data = buf.data();
+    repack_.bytes += w.bytes();
+    repack_.seconds += std::chrono::duration<double>(clock::now() - t0).count();
+    repack_.threads = nth;
+    repack_.kernels[k->name]++;
+}
+
+void Model::finish_load(const LoadOptions& opts) {
+    pack_pool_.reset();  // its threads would only sleep from here on
+    if (opts.verbose)
+        if (const std::string s = repack_summary(); !s.empty()) std::fprintf(stderr, "%s\n", s.c_str());
+}
+
+std::string Model::repack_summary() const {
+    if (repack_.kernels.empty()) return "";
+    std::string ks;
+    for (const auto& [name, n] : repack_.kernels) ks += (ks.empty() ? "" : ", ") + name + " (" + std::to_string(n) + ")";
+    char buf[160];
+    const double s = repack_.seconds;
+    std::snprintf(buf, sizeof buf, " in %.2f s (%.2f GB/s, %d thread%s)", s, s > 0 ? repack_.bytes / s / 1e9 : 0.0,
+                  repack_.threads, repack_.threads == 1 ? "" : "s");
+    char head[64];
+    std::snprintf(head, sizeof head, "repacked %.2f GiB for ", repack_.bytes / 1073741824.0);
+    return head + ks + buf;
 }
 
 std::vector<float> Model::vector(const std::string& name, int64_t n, bool required) {

@@ -166,6 +166,18 @@ int q6_K_code(const BlockQ6_K& b, int e) {
     return (lo | (hi << 4)) - 32;
 }
 
+// The same layout walked in order (h, k, l), so the compiler vectorizes the lanes.
+void q6_K_codes(const BlockQ6_K& b, uint8_t* u) {
+    for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* ql = b.ql + 64 * h + 32 * (k & 1);
+            const uint8_t* qh = b.qh + 32 * h;
+            uint8_t* out = u + 128 * h + 32 * k;
+            for (int l = 0; l < 32; ++l)
+                out[l] = static_cast<uint8_t>(((ql[l] >> (4 * (k >> 1))) & 0x0f) | (((qh[l] >> (2 * k)) & 3) << 4));
+        }
+}
+
 // ------------------------------------------------------------------ Q8_K
 void quantize_row_q8_K(const float* x, BlockQ8_K* y, int64_t n) {
     const int64_t nb = n / QK_K;

@@ -19,6 +19,9 @@ void set_scale_min_k4(int j, uint8_t* q, uint8_t sc, uint8_t m);
 // Element e (0..255) of a K-quant block, as the unsigned/signed integer code.
 int q4_K_code(const BlockQ4_K& b, int e);   // 0..15
 int q6_K_code(const BlockQ6_K& b, int e);   // -32..31
+// All 256 codes of a Q6_K block at once, stored offset by 32 (0..63):
+// u[e] = q6_K_code(b, e) + 32. For packers: one pass instead of 256 calls.
+void q6_K_codes(const BlockQ6_K& b, uint8_t* u);
 
 // ------------------------------------------------------------------ quantize
 // n is the number of floats (a multiple of the block size).

@@ -126,6 +126,21 @@ TEST(Blocks, Q6_KHandBuilt) {
         EXPECT_EQ(y[e], 0.125f * (e / 16 * 3 - 20) * code(e)) << e;
         EXPECT_EQ(ref::q6_K_code(b, e), code(e));
     }
+    uint8_t u[256];
+    ref::q6_K_codes(b, u);
+    for (int e = 0; e < 256; ++e) EXPECT_EQ(u[e], code(e) + 32) << e;
+}
+
+TEST(Blocks, Q6_KBlockDecodeMatchesPerElementOnRandomBytes) {
+    uint32_t s = 12345;
+    for (int rep = 0; rep < 64; ++rep) {
+        BlockQ6_K b{};
+        auto* raw = reinterpret_cast<uint8_t*>(&b);
+        for (size_t i = 0; i < sizeof b; ++i) raw[i] = static_cast<uint8_t>((s = s * 1664525u + 1013904223u) >> 24);
+        uint8_t u[256];
+        ref::q6_K_codes(b, u);
+        for (int e = 0; e < 256; ++e) ASSERT_EQ(int{u[e]}, ref::q6_K_code(b, e) + 32) << "rep " << rep << " e " << e;
+    }
 }
 
 TEST(Blocks, Q8_KHandBuilt) {

@@ -102,7 +102,7 @@ void pack_q6_K(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in, i
                 BlockQ6_K blk;
                 std::memcpy(&blk, row + b * sizeof(BlockQ6_K), sizeof blk);
                 uint8_t u[quant::QK_K];
-                for (int e = 0; e < quant::QK_K; ++e) u[e] = static_cast<uint8_t>(quant::ref::q6_K_code(blk, e) + 32);
+                quant::ref::q6_K_codes(blk, u);  // u = code + 32, the whole block in one pass
                 uint8_t* M = G + b * main;
                 for (int j = 0; j < 16; ++j) {
                     for (int k = 0; k < 3; ++k)
