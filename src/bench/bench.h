@@ -52,6 +52,7 @@ struct SweepParams {
     uint64_t seed = 42;         // prompt token ids
     double sla_ms = 100.0;      // next-token latency target
     double reading_tps = 5.0;   // human reading speed, tokens/s per user
+    std::string cpus;           // threads pinned to these CPUs ("0-3,8"; empty = not pinned)
 };
 
 // Sweep lists ("1,2,4"): integers >= min_value (see loom::parse_int_list).

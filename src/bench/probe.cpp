@@ -14,6 +14,7 @@
 #include "kernels/kernels.h"
 #include "model/ops.h"
 #include "quant/formats.h"
+#include "util/cpumask.h"
 #include "util/threadpool.h"
 
 namespace loom::bench {
@@ -28,13 +29,17 @@ std::string iso_time_now() {
 }
 
 std::string Probe::key() const {
-    return cpu_model + " | " + features + " | " + kernel + " | t" + std::to_string(threads);
+    // Pinned runs get keys of their own; unpinned keys are as before --cpu-mask.
+    return cpu_model + " | " + features + " | " + kernel + " | t" + std::to_string(threads) +
+           (cpus.empty() ? "" : " | cpus " + cpus);
 }
 
 nlohmann::json probe_to_json(const Probe& p) {
-    return {{"cpu_model", p.cpu_model}, {"features", p.features}, {"kernel", p.kernel},
-            {"threads", p.threads},     {"bandwidth_gbs", p.bandwidth_gbs}, {"int8_gmacs", p.int8_gmacs},
-            {"measured_at", p.measured_at}, {"cached", p.cached}};
+    nlohmann::json j = {{"cpu_model", p.cpu_model}, {"features", p.features}, {"kernel", p.kernel},
+                        {"threads", p.threads},     {"bandwidth_gbs", p.bandwidth_gbs}, {"int8_gmacs", p.int8_gmacs},
+                        {"measured_at", p.measured_at}, {"cached", p.cached}};
+    if (!p.cpus.empty()) j["cpus"] = p.cpus;
+    return j;
 }
 
 Probe probe_from_json(const nlohmann::json& j) {
@@ -43,6 +48,7 @@ Probe probe_from_json(const nlohmann::json& j) {
     p.features = j.at("features").get<std::string>();
     p.kernel = j.at("kernel").get<std::string>();
     p.threads = j.at("threads").get<int>();
+    p.cpus = j.value("cpus", "");
     p.bandwidth_gbs = j.at("bandwidth_gbs").get<double>();
     p.int8_gmacs = j.at("int8_gmacs").get<double>();
     p.measured_at = j.value("measured_at", "");
@@ -149,6 +155,7 @@ Probe run_probe(int threads, const ProbeOptions& opts) {
     p.cpu_model = kernels::cpu_model_name();
     p.features = kernels::feature_names(kernels::cpu_features());
     p.threads = threads;
+    p.cpus = format_cpu_list(default_pool_cpus());
     if (opts.log) opts.log("probe: memory read bandwidth, " + std::to_string(threads) + " thread(s)...");
     p.bandwidth_gbs = probe_bandwidth(threads, opts);
     if (opts.log) opts.log("probe: int8 matmul peak (Q4_0 weights), " + std::to_string(threads) + " thread(s)...");
@@ -185,6 +192,7 @@ std::optional<Probe> load_cached_probe(const std::string& dir, int threads) {
     want.features = kernels::feature_names(kernels::cpu_features());
     want.kernel = current_kernel();
     want.threads = threads;
+    want.cpus = format_cpu_list(default_pool_cpus());
     const nlohmann::json j = read_cache(dir);
     auto it = j.find(want.key());
     if (it == j.end()) return std::nullopt;

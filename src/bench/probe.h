@@ -1,6 +1,6 @@
 // Machine limits for the roofline: memory read bandwidth and the int8
 // dot-product peak of the engine's own Q4_0 matmul kernel. Results are cached
-// per (CPU, features, kernel, threads) in the cache folder, so later runs show
+// per (CPU, features, kernel, threads, pinned CPUs) in the cache folder, so later runs show
 // roofline fractions without probing again; a new kernel or CPU misses the
 // cache and is probed afresh.
 #pragma once
@@ -15,6 +15,7 @@ namespace loom::bench {
 struct Probe {
     std::string cpu_model, features, kernel;  // kernel: the Q4_0 matmul timed
     int threads = 1;
+    std::string cpus;           // pinned to these CPUs ("0-3"; empty = not pinned)
     double bandwidth_gbs = 0;   // GB/s (1e9 bytes), best pass
     double int8_gmacs = 0;      // GMAC/s, best pass
     std::string measured_at;    // ISO-8601 UTC

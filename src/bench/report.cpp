@@ -103,10 +103,12 @@ const std::vector<std::string>& result_metric_keys() {
 }
 
 json params_json(const SweepParams& p) {
-    return {{"n_prompt", p.n_prompt}, {"n_gen", p.n_gen},   {"batch", p.batch},
-            {"threads", p.threads},   {"reps", p.reps},     {"warmup", p.warmup},
-            {"ubatch", p.ubatch},     {"shared_prompt", p.shared_prompt},
-            {"seed", p.seed},         {"sla_ms", p.sla_ms}, {"reading_tps", p.reading_tps}};
+    json j = {{"n_prompt", p.n_prompt}, {"n_gen", p.n_gen},   {"batch", p.batch},
+              {"threads", p.threads},   {"reps", p.reps},     {"warmup", p.warmup},
+              {"ubatch", p.ubatch},     {"shared_prompt", p.shared_prompt},
+              {"seed", p.seed},         {"sla_ms", p.sla_ms}, {"reading_tps", p.reading_tps}};
+    if (!p.cpus.empty()) j["cpus"] = p.cpus;  // --cpu-mask
+    return j;
 }
 
 json result_json(const PointResult& r, const SweepParams& p, const Probe* probe) {

@@ -16,6 +16,7 @@
 #include "bench/svg.h"
 #include "cli/commands.h"
 #include "model/synth.h"
+#include "util/cpumask.h"
 #include "util/threadpool.h"
 
 namespace loom::cli {
@@ -28,7 +29,7 @@ struct BenchOpts {
     bool shared_prompt = false, probe = false, no_probe = false;
     uint64_t seed = 42;
     double sla_ms = 100, reading_tps = 5;
-    std::string cache_dir, output = "table", svg, label, isa;
+    std::string cache_dir, output = "table", svg, label, isa, cpu_mask;
 };
 
 struct CompareOpts {
@@ -98,6 +99,7 @@ std::map<int, bench::Probe> get_probes(const BenchOpts& o, const std::vector<int
 
 void run_bench(const BenchOpts& o) {
     apply_isa(o.isa);
+    apply_cpu_mask(o.cpu_mask);  // before the default thread count
     check_format(o.output, true);
     const bool have_model = !o.model.empty() || !o.synthetic.empty();
     if (!o.model.empty() && !o.synthetic.empty())
@@ -120,6 +122,7 @@ void run_bench(const BenchOpts& o) {
     sp.seed = o.seed;
     sp.sla_ms = o.sla_ms;
     sp.reading_tps = o.reading_tps;
+    sp.cpus = format_cpu_list(default_pool_cpus());
     bench::validate(sp);
 
     Status st;
@@ -147,6 +150,7 @@ void run_bench(const BenchOpts& o) {
     st.line("model: loading " + path, false);
     auto model = Model::load(path);
     st.line("model: " + model->describe(), true);
+    if (const std::string r = model->repack_summary(); !r.empty()) st.line("model: " + r, true);
 
     bench::ReportInput in;
     in.params = sp;
@@ -258,6 +262,7 @@ void add_bench(CLI::App& app) {
     c->add_option("-n,--n-gen", o->n_gen, "Generated tokens (decode steps) per user, list")->capture_default_str();
     c->add_option("-b,--batch", o->batch, "Concurrent users (sequences per batch), list")->capture_default_str();
     c->add_option("-t,--threads", o->threads, "Threads, list (default: all cores; 0 = all cores)");
+    add_cpu_mask_option(c, o->cpu_mask);
     c->add_option("-r,--reps", o->reps, "Measured repetitions per point")->capture_default_str();
     c->add_option("--warmup", o->warmup, "Extra excluded full repetitions per point (a one-token warm-up always runs)")
         ->capture_default_str();

@@ -17,7 +17,7 @@ ChatTemplate pick_template(const Model& m, const std::string& forced) {
 }
 
 void add_chat(CLI::App& app) {
-    struct Opts { std::string model, system, tmpl, isa; int threads = 0, ctx = 4096, n = 256; SamplerParams sp; };
+    struct Opts { std::string model, system, tmpl, isa, cpu_mask; int threads = 0, ctx = 4096, n = 256; SamplerParams sp; };
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand("chat", "Chat with an instruct model (multi-turn; /reset, /exit)");
     c->add_option("-m,--model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
@@ -25,6 +25,7 @@ void add_chat(CLI::App& app) {
     c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2 (default: from the file)");
     c->add_option("-n,--n-predict", o->n, "Most tokens per reply")->capture_default_str();
     c->add_option("-t,--threads", o->threads, "Threads (0 = all cores)");
+    add_cpu_mask_option(c, o->cpu_mask);
     c->add_option("-c,--ctx-size", o->ctx, "Context size in tokens")->capture_default_str();
     c->add_option("--temp", o->sp.temperature, "Temperature (0 = greedy)")->capture_default_str();
     c->add_option("--top-k", o->sp.top_k, "Top-k (0 = off)")->capture_default_str();
@@ -34,6 +35,7 @@ void add_chat(CLI::App& app) {
     add_isa_option(c, o->isa);
     c->callback([o] {
         apply_isa(o->isa);
+        apply_cpu_mask(o->cpu_mask);
         auto model = Model::load(o->model);
         auto tok = Tokenizer::from_gguf(model->file());
         const ChatTemplate tmpl = pick_template(*model, o->tmpl);

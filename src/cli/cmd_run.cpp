@@ -17,7 +17,7 @@ namespace loom::cli {
 namespace {
 
 struct ModelOpts {
-    std::string model, tokens, prompt, prompt_file, isa;
+    std::string model, tokens, prompt, prompt_file, isa, cpu_mask;
     int threads = 0, ctx = 4096;
 };
 
@@ -28,6 +28,7 @@ void add_model_opts(CLI::App* c, ModelOpts& o) {
     c->add_option("--tokens", o.tokens, "Prompt as token ids, comma separated (e.g. 128000,791,6864)");
     add_isa_option(c, o.isa);
     c->add_option("-t,--threads", o.threads, "Threads (0 = all cores)");
+    add_cpu_mask_option(c, o.cpu_mask);
     c->add_option("-c,--ctx-size", o.ctx, "Context size in tokens (KV cache cells)")->capture_default_str();
 }
 
@@ -45,7 +46,10 @@ std::vector<int32_t> prompt_tokens(const ModelOpts& o, const Tokenizer* tok) {
 
 std::unique_ptr<Model> load_model(const ModelOpts& o) {
     apply_isa(o.isa);
-    return Model::load(o.model);
+    apply_cpu_mask(o.cpu_mask);
+    LoadOptions lo;
+    lo.verbose = true;  // the repack line on stderr
+    return Model::load(o.model, lo);
 }
 
 }  // namespace

@@ -24,6 +24,10 @@ ChatTemplate pick_template(const Model& m, const std::string& forced);
 // --isa NAME for a subcommand; apply_isa() forces it (no-op when empty).
 void add_isa_option(CLI::App* c, std::string& isa);
 void apply_isa(const std::string& isa);
+// --cpu-mask TEXT; apply_cpu_mask() pins every thread pool built afterwards to
+// those CPUs (no-op when empty; std::invalid_argument on a bad mask).
+void add_cpu_mask_option(CLI::App* c, std::string& mask);
+void apply_cpu_mask(const std::string& mask);
 std::string read_text_file(const std::string& path);
 void print_streamed(const std::string& text);  // stdout, flushed
 double now_seconds();

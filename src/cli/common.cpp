@@ -6,6 +6,8 @@
 
 #include "cli/commands.h"
 #include "kernels/kernels.h"
+#include "util/cpumask.h"
+#include "util/threadpool.h"
 
 namespace loom::cli {
 
@@ -17,6 +19,14 @@ void add_isa_option(CLI::App* c, std::string& isa) {
 
 void apply_isa(const std::string& isa) {
     if (!isa.empty()) kernels::set_forced_isa(isa);
+}
+
+void add_cpu_mask_option(CLI::App* c, std::string& mask) {
+    c->add_option("--cpu-mask", mask, "Pin threads to these CPUs (hex mask like 0x3, or list 0-3,8); -t defaults to their count");
+}
+
+void apply_cpu_mask(const std::string& mask) {
+    if (!mask.empty()) set_default_pool_cpus(parse_cpu_mask(mask));
 }
 
 std::string read_text_file(const std::string& path) {

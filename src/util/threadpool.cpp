@@ -1,6 +1,10 @@
 #include "util/threadpool.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "util/cpumask.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -15,14 +19,44 @@ namespace loom {
 
 namespace {
 constexpr int kSpinIters = 20000;  // ~ tens of microseconds before sleeping
+
+std::mutex& default_cpus_mu() {
+    static std::mutex mu;
+    return mu;
+}
+std::vector<int>& default_cpus() {
+    static std::vector<int> cpus;
+    return cpus;
+}
+}  // namespace
+
+void set_default_pool_cpus(std::vector<int> cpus) {
+    std::lock_guard<std::mutex> lk(default_cpus_mu());
+    default_cpus() = std::move(cpus);
+}
+
+std::vector<int> default_pool_cpus() {
+    std::lock_guard<std::mutex> lk(default_cpus_mu());
+    return default_cpus();
 }
 
 int default_threads() {
+    if (const auto cpus = default_pool_cpus(); !cpus.empty()) return static_cast<int>(cpus.size());
     unsigned n = std::thread::hardware_concurrency();
     return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads) : ThreadPool(n_threads, default_pool_cpus()) {}
+
+ThreadPool::ThreadPool(int n_threads, std::vector<int> cpus)
+    : n_threads_(std::max(1, n_threads)), cpus_(std::move(cpus)), caller_(std::this_thread::get_id()) {
+    for (int c : cpus_)
+        if (c < 0 || c >= kMaxCpus)
+            throw std::invalid_argument("thread pool: bad CPU id " + std::to_string(c));
+    if (!cpus_.empty()) {
+        caller_cpus_ = allowed_cpus();
+        set_thread_cpus({&cpus_[0], 1});
+    }
     for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -34,9 +68,14 @@ ThreadPool::~ThreadPool() {
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
+    if (!caller_cpus_.empty() && std::this_thread::get_id() == caller_) set_thread_cpus(caller_cpus_);
 }
 
 void ThreadPool::worker(int ith) {
+    if (!cpus_.empty()) {
+        const int c = cpus_[static_cast<size_t>(ith) % cpus_.size()];
+        set_thread_cpus({&c, 1});
+    }
     uint64_t seen = 0;
     for (;;) {
         // Wait for a new generation: spin first, then sleep.

@@ -1,5 +1,12 @@
 // A small persistent thread pool. Workers spin briefly, then sleep, between jobs;
 // no thread is created per operation. The calling thread takes part as thread 0.
+//
+// Pinning (--cpu-mask): given CPUs, thread i runs on cpus[i % cpus.size()] (round
+// robin when there are more threads than CPUs). Thread 0 is the thread that built
+// the pool: it is pinned to cpus[0] by the constructor, and the destructor gives it
+// back its former affinity when run on that same thread. Pools built without CPUs
+// take the process-wide default (set_default_pool_cpus), so one --cpu-mask pins the
+// runtime's, the loader's and the bench probes' pools alike.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -13,12 +20,16 @@ namespace loom {
 
 class ThreadPool {
 public:
-    explicit ThreadPool(int n_threads);
+    explicit ThreadPool(int n_threads);  // pinned to default_pool_cpus(), if any
+    // Pinned to `cpus` (ids < CPU_SETSIZE, else std::invalid_argument); empty = not
+    // pinned. Pinning is best effort: check CPUs first with parse_cpu_mask.
+    ThreadPool(int n_threads, std::vector<int> cpus);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return n_threads_; }
+    const std::vector<int>& cpus() const { return cpus_; }  // empty: not pinned
 
     // Runs fn(ith, nth) once on every thread (ith in [0, nth)); returns when all are done.
     void run(const std::function<void(int ith, int nth)>& fn);
@@ -31,6 +42,9 @@ public:
 private:
     void worker(int ith);
     int n_threads_;
+    std::vector<int> cpus_;
+    std::vector<int> caller_cpus_;  // thread 0's affinity before pinning
+    std::thread::id caller_;
     std::vector<std::thread> threads_;
     const std::function<void(int, int)>* job_ = nullptr;
     alignas(64) std::atomic<uint64_t> generation_{0};
@@ -41,7 +55,13 @@ private:
     std::atomic<int> sleepers_{0};
 };
 
-// Default thread count: the machine's cores (at least 1).
+// Default thread count: the default pool CPUs when set, else the machine's cores
+// (at least 1).
 int default_threads();
+
+// Process-wide CPUs for pools built without explicit CPUs (from --cpu-mask; empty =
+// no pinning). Set it before building pools; pools already built keep theirs.
+void set_default_pool_cpus(std::vector<int> cpus);
+std::vector<int> default_pool_cpus();
 
 }  // namespace loom

@@ -97,6 +97,8 @@ TEST(BenchCli, BadArgumentsGiveOneLineErrors) {
         {"bench", "no model"},
         {"bench --synthetic tiny -o xml", "-o: unknown format 'xml'"},
         {"bench compare /nonexistent/a.json /nonexistent/b.json", "cannot read"},
+        {"bench --synthetic tiny --cpu-mask 0xq", "--cpu-mask '0xq': not a hex digit 'q'"},
+        {"bench --synthetic tiny --cpu-mask 0x0", "--cpu-mask '0x0': selects no CPU"},
     };
     for (auto [args, want] : cases) {
         const CliRun r = run_cli(args);

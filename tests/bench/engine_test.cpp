@@ -9,6 +9,9 @@
 #include "bench/probe.h"
 #include "bench/report.h"
 #include "bench/setup.h"
+#include "kernels/kernels.h"
+#include "util/cpumask.h"
+#include "util/threadpool.h"
 
 namespace loom::bench {
 namespace {
@@ -46,6 +49,16 @@ TEST(BenchEngine, TinyModelSweepEndToEnd) {
     const fs::path dir = temp_dir("loom_bench_e2e");
     const std::string path = ensure_synthetic(dir.string(), "tiny", "q4_0", 1, {});
     auto model = Model::load(path);
+    // Load-time repack: the summary names the kernel, the speed and the threads.
+    if (const auto* k = kernels::select(GgmlType::Q4_0, kernels::cpu_features()); k && k->pack) {
+        const std::string sum = model->repack_summary();
+        EXPECT_GT(model->repack_stats().bytes, 0u);
+        EXPECT_GT(model->repack_stats().kernels.at(k->name), 0);
+        EXPECT_EQ(model->repack_stats().threads, default_threads());
+        EXPECT_EQ(sum.rfind("repacked ", 0), 0u) << sum;
+        EXPECT_NE(sum.find(k->name), std::string::npos) << sum;
+        EXPECT_NE(sum.find(" GB/s, " + std::to_string(default_threads()) + " thread"), std::string::npos) << sum;
+    }
     SweepParams sp;
     sp.n_prompt = {5};
     sp.n_gen = {3};
@@ -66,6 +79,7 @@ TEST(BenchEngine, TinyModelSweepEndToEnd) {
     }
     ReportInput in;
     in.params = sp;
+    in.params.cpus = "0-1";  // recorded only when pinned
     in.machine = machine_json(model.get(), "");
     in.model = model_json(*model, "tiny");
     in.build = build_json();
@@ -75,6 +89,9 @@ TEST(BenchEngine, TinyModelSweepEndToEnd) {
     EXPECT_TRUE(rep["machine"]["kernels"].contains("Q4_0"));
     EXPECT_FALSE(rep["build"]["version"].get<std::string>().empty());
     EXPECT_EQ(rep["results"].size(), 2u);
+    EXPECT_EQ(rep["params"]["cpus"], "0-1");
+    in.params.cpus.clear();
+    EXPECT_FALSE(make_report(in, rs)["params"].contains("cpus"));
     fs::remove_all(dir);
 }
 
@@ -99,6 +116,37 @@ TEST(BenchEngine, ProbeAndItsCache) {
     EXPECT_FALSE(load_cached_probe(dir.string(), 3).has_value());  // other thread count
     std::ofstream(dir / "probe.json") << "garbage";
     EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());  // damaged cache: a miss
+    fs::remove_all(dir);
+}
+
+// --cpu-mask: probes of pinned threads are measured and cached apart from unpinned ones.
+TEST(BenchEngine, PinnedProbesAreCachedApart) {
+    const auto cpus = allowed_cpus();
+    ASSERT_FALSE(cpus.empty());
+    ProbeOptions po;
+    po.bandwidth_bytes = 8 << 20;
+    po.min_seconds = 0.01;
+    po.gemm_rows = po.gemm_cols = 256;
+    po.gemm_tokens = 8;
+    const fs::path dir = temp_dir("loom_bench_probe_pinned");
+    const Probe plain = run_probe(1, po);
+    EXPECT_TRUE(plain.cpus.empty());
+    save_probe(dir.string(), plain);
+    set_default_pool_cpus({cpus[0]});
+    EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());  // the unpinned entry does not count
+    const Probe pinned = run_probe(1, po);
+    EXPECT_EQ(pinned.cpus, std::to_string(cpus[0]));
+    EXPECT_NE(pinned.key(), plain.key());
+    save_probe(dir.string(), pinned);
+    auto c = load_cached_probe(dir.string(), 1);
+    set_default_pool_cpus({});
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->cpus, pinned.cpus);
+    EXPECT_EQ(probe_to_json(*c).value("cpus", ""), pinned.cpus);
+    auto u = load_cached_probe(dir.string(), 1);
+    ASSERT_TRUE(u.has_value());
+    EXPECT_TRUE(u->cpus.empty());
+    EXPECT_DOUBLE_EQ(u->bandwidth_gbs, plain.bandwidth_gbs);
     fs::remove_all(dir);
 }
 
