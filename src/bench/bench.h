@@ -53,6 +53,7 @@ struct SweepParams {
     double sla_ms = 100.0;      // next-token latency target
     double reading_tps = 5.0;   // human reading speed, tokens/s per user
     std::string cpus;           // threads pinned to these CPUs ("0-3,8"; empty = not pinned)
+    std::string cache_type_k = "f16", cache_type_v = "f16";  // KV cache storage (-ctk, -ctv)
 };
 
 // Sweep lists ("1,2,4"): integers >= min_value (see loom::parse_int_list).
@@ -85,6 +86,7 @@ public:
 
 struct DecoderSpec {
     int threads = 1, n_ctx = 0, n_seq = 1;
+    std::string cache_type_k = "f16", cache_type_v = "f16";
 };
 using DecoderFactory = std::function<std::unique_ptr<Decoder>(const DecoderSpec&)>;
 
@@ -113,7 +115,8 @@ struct ModelCost {
     double embd_row_bytes = 0;                 // one embedding row (read per token)
     double kv_bytes_per_cell = 0;              // K+V of one position, all layers
 };
-ModelCost model_cost(const Model& model);
+ModelCost model_cost(const Model& model, const std::string& cache_type_k = "f16",
+                     const std::string& cache_type_v = "f16");
 
 struct PointResult {
     Point pt;

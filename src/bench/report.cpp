@@ -108,6 +108,8 @@ json params_json(const SweepParams& p) {
               {"ubatch", p.ubatch},     {"shared_prompt", p.shared_prompt},
               {"seed", p.seed},         {"sla_ms", p.sla_ms}, {"reading_tps", p.reading_tps}};
     if (!p.cpus.empty()) j["cpus"] = p.cpus;  // --cpu-mask
+    j["cache_type_k"] = p.cache_type_k;
+    j["cache_type_v"] = p.cache_type_v;
     return j;
 }
 

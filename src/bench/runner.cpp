@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "bench/bench.h"
+#include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
 
 namespace loom::bench {
@@ -28,6 +29,8 @@ void validate(const SweepParams& p) {
     if (p.reps < 1) throw std::invalid_argument("-r (repetitions): must be at least 1");
     if (p.warmup < 0) throw std::invalid_argument("--warmup: must be 0 or more");
     if (p.ubatch < 1) throw std::invalid_argument("--ubatch: must be at least 1");
+    KvCache::parse_type(p.cache_type_k);  // one-line error on an unknown type
+    KvCache::parse_type(p.cache_type_v);
     if (!(p.sla_ms > 0)) throw std::invalid_argument("--sla-ms: must be positive");
     if (!(p.reading_tps > 0)) throw std::invalid_argument("--reading-tps: must be positive");
     for (int b : p.batch)
@@ -70,6 +73,8 @@ private:
         cp.n_ctx = std::max(1, s.n_ctx);
         cp.n_threads = s.threads;
         cp.n_seq_max = std::max(1, s.n_seq);
+        cp.type_k = KvCache::parse_type(s.cache_type_k);
+        cp.type_v = KvCache::parse_type(s.cache_type_v);
         return cp;
     }
     Context ctx_;
@@ -81,7 +86,7 @@ std::unique_ptr<Decoder> make_context_decoder(const Model& model, const DecoderS
     return std::make_unique<ContextDecoder>(model, spec);
 }
 
-ModelCost model_cost(const Model& model) {
+ModelCost model_cost(const Model& model, const std::string& cache_type_k, const std::string& cache_type_v) {
     ModelCost c;
     const Hparams& hp = model.hparams();
     const gguf::TensorInfo* embd = nullptr;
@@ -100,7 +105,8 @@ ModelCost model_cost(const Model& model) {
         c.head_bytes = static_cast<double>(head->n_bytes);
     }
     if (embd && embd->n_rows() > 0) c.embd_row_bytes = static_cast<double>(embd->n_bytes) / embd->n_rows();
-    c.kv_bytes_per_cell = static_cast<double>(KvCache::cell_bytes(hp.n_layer, hp.kv_dim(), GgmlType::F16, GgmlType::F16));
+    c.kv_bytes_per_cell = static_cast<double>(KvCache::cell_bytes(hp.n_layer, hp.kv_dim(), KvCache::parse_type(cache_type_k),
+                                                                    KvCache::parse_type(cache_type_v)));
     return c;
 }
 
@@ -303,6 +309,8 @@ std::vector<PointResult> run_sweep(const DecoderFactory& make, const SweepParams
         spec.threads = pt.threads;
         spec.n_ctx = pt.batch * (pt.n_prompt + pt.n_gen);
         spec.n_seq = pt.batch;
+        spec.cache_type_k = p.cache_type_k;
+        spec.cache_type_v = p.cache_type_v;
         auto dec = make(spec);
         PointResult r = run_point(*dec, pt, p, clock, progress, i, pts.size());
         summarize(r, cost);

@@ -26,6 +26,7 @@ struct BenchOpts {
     std::string model, synthetic, type = "q4_0";
     std::string n_prompt = "64", n_gen = "16", batch = "1,2,4,8", threads;
     int reps = 3, warmup = 0, ubatch = 512;
+    std::string type_k = "f16", type_v = "f16";
     bool shared_prompt = false, probe = false, no_probe = false;
     uint64_t seed = 42;
     double sla_ms = 100, reading_tps = 5;
@@ -118,6 +119,8 @@ void run_bench(const BenchOpts& o) {
     sp.reps = o.reps;
     sp.warmup = o.warmup;
     sp.ubatch = o.ubatch;
+    sp.cache_type_k = o.type_k;
+    sp.cache_type_v = o.type_v;
     sp.shared_prompt = o.shared_prompt;
     sp.seed = o.seed;
     sp.sla_ms = o.sla_ms;
@@ -188,7 +191,7 @@ void run_bench(const BenchOpts& o) {
         std::snprintf(el, sizeof el, " (%.0f s)", bench::steady_seconds() - t_start);
         st.line(head + what + el, false);
     };
-    const auto results = bench::run_sweep(factory, sp, bench::model_cost(m), bench::steady_seconds, progress);
+    const auto results = bench::run_sweep(factory, sp, bench::model_cost(m, sp.cache_type_k, sp.cache_type_v), bench::steady_seconds, progress);
     in.finished = bench::iso_time_now();
     const nlohmann::json rep = bench::make_report(in, results);
 
@@ -267,6 +270,7 @@ void add_bench(CLI::App& app) {
     c->add_option("--warmup", o->warmup, "Extra excluded full repetitions per point (a one-token warm-up always runs)")
         ->capture_default_str();
     c->add_option("--ubatch", o->ubatch, "Most tokens per decode call while encoding prompts")->capture_default_str();
+    add_cache_type_options(c, o->type_k, o->type_v);
     c->add_flag("--shared-prompt", o->shared_prompt,
                 "All users share one prompt, encoded once (timed); other users' caches filled untimed");
     c->add_option("--seed", o->seed, "Seed of the random prompts")->capture_default_str();

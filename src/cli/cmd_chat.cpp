@@ -17,7 +17,11 @@ ChatTemplate pick_template(const Model& m, const std::string& forced) {
 }
 
 void add_chat(CLI::App& app) {
-    struct Opts { std::string model, system, tmpl, isa, cpu_mask; int threads = 0, ctx = 4096, n = 256; SamplerParams sp; };
+    struct Opts {
+        std::string model, system, tmpl, isa, cpu_mask, type_k = "f16", type_v = "f16";
+        int threads = 0, ctx = 4096, n = 256;
+        SamplerParams sp;
+    };
     auto o = std::make_shared<Opts>();
     auto* c = app.add_subcommand("chat", "Chat with an instruct model (multi-turn; /reset, /exit)");
     c->add_option("-m,--model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
@@ -27,6 +31,7 @@ void add_chat(CLI::App& app) {
     c->add_option("-t,--threads", o->threads, "Threads (0 = all cores)");
     add_cpu_mask_option(c, o->cpu_mask);
     c->add_option("-c,--ctx-size", o->ctx, "Context size in tokens")->capture_default_str();
+    add_cache_type_options(c, o->type_k, o->type_v);
     c->add_option("--temp", o->sp.temperature, "Temperature (0 = greedy)")->capture_default_str();
     c->add_option("--top-k", o->sp.top_k, "Top-k (0 = off)")->capture_default_str();
     c->add_option("--top-p", o->sp.top_p, "Top-p (1 = off)")->capture_default_str();
@@ -39,7 +44,13 @@ void add_chat(CLI::App& app) {
         auto model = Model::load(o->model);
         auto tok = Tokenizer::from_gguf(model->file());
         const ChatTemplate tmpl = pick_template(*model, o->tmpl);
-        Context ctx(*model, ContextParams{o->ctx, o->threads, 1});
+        ContextParams cp;
+        cp.n_ctx = o->ctx;
+        cp.n_threads = o->threads;
+        cp.n_seq_max = 1;
+        cp.type_k = KvCache::parse_type(o->type_k);
+        cp.type_v = KvCache::parse_type(o->type_v);
+        Context ctx(*model, cp);
         ChatSession chat(ctx, *tok, tmpl, o->sp);
         chat.set_system(o->system);
         std::fprintf(stderr, "loom chat: %s, template %s. Type /reset to start over, /exit (or Ctrl-D) to quit.\n",

@@ -17,8 +17,17 @@ namespace loom::cli {
 namespace {
 
 struct ModelOpts {
-    std::string model, tokens, prompt, prompt_file, isa, cpu_mask;
+    std::string model, tokens, prompt, prompt_file, isa, cpu_mask, type_k = "f16", type_v = "f16";
     int threads = 0, ctx = 4096;
+    ContextParams params(int n_ctx) const {
+        ContextParams cp;
+        cp.n_ctx = n_ctx;
+        cp.n_threads = threads;
+        cp.n_seq_max = 1;
+        cp.type_k = KvCache::parse_type(type_k);
+        cp.type_v = KvCache::parse_type(type_v);
+        return cp;
+    }
 };
 
 void add_model_opts(CLI::App* c, ModelOpts& o) {
@@ -30,6 +39,7 @@ void add_model_opts(CLI::App* c, ModelOpts& o) {
     c->add_option("-t,--threads", o.threads, "Threads (0 = all cores)");
     add_cpu_mask_option(c, o.cpu_mask);
     c->add_option("-c,--ctx-size", o.ctx, "Context size in tokens (KV cache cells)")->capture_default_str();
+    add_cache_type_options(c, o.type_k, o.type_v);
 }
 
 // The prompt as token ids: --tokens as given, or -p / -f text tokenized.
@@ -65,10 +75,7 @@ void add_run(CLI::App& app) {
         auto model = load_model(*lo);
         auto tok = lo->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;
         const auto toks = prompt_tokens(*lo, tok.get());
-        ContextParams cp;
-        cp.n_ctx = std::max<int>(lo->ctx, static_cast<int>(toks.size()));
-        cp.n_threads = lo->threads;
-        Context ctx(*model, cp);
+        Context ctx(*model, lo->params(std::max<int>(lo->ctx, static_cast<int>(toks.size()))));
         auto logits = ctx.eval_prompt(0, toks);
         std::ofstream f(*lout, std::ios::binary);
         if (!f) throw std::runtime_error("cannot write '" + *lout + "'");
@@ -102,7 +109,7 @@ void add_run(CLI::App& app) {
             if (ro->prompt.empty()) throw std::invalid_argument("--chat needs the user message as -p TEXT");
             auto model = load_model(*ro);
             auto tok = Tokenizer::from_gguf(model->file());
-            Context ctx(*model, ContextParams{ro->ctx, ro->threads, 1});
+            Context ctx(*model, ro->params(ro->ctx));
             ChatSession session(ctx, *tok, pick_template(*model, chat->tmpl), *sp);
             session.set_system(chat->system);
             const double t0 = now_seconds();
@@ -118,9 +125,7 @@ void add_run(CLI::App& app) {
         const auto toks = prompt_tokens(*ro, tok.get());
         std::unique_ptr<StreamDecoder> stream;
         if (tok) stream = std::make_unique<StreamDecoder>(*tok);
-        ContextParams cp;
-        cp.n_ctx = ro->ctx;
-        cp.n_threads = ro->threads;
+        const ContextParams cp = ro->params(ro->ctx);
         if (static_cast<int>(toks.size()) + *n_predict > cp.n_ctx)
             throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens) + -n " +
                                         std::to_string(*n_predict) + " exceeds the context size " +

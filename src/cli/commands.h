@@ -28,6 +28,8 @@ void apply_isa(const std::string& isa);
 // those CPUs (no-op when empty; std::invalid_argument on a bad mask).
 void add_cpu_mask_option(CLI::App* c, std::string& mask);
 void apply_cpu_mask(const std::string& mask);
+// --cache-type-k and --cache-type-v (main.cpp maps llama.cpp's -ctk/-ctv to them) (KV cache storage: f16, f32, q8_0).
+void add_cache_type_options(CLI::App* c, std::string& type_k, std::string& type_v);
 std::string read_text_file(const std::string& path);
 void print_streamed(const std::string& text);  // stdout, flushed
 double now_seconds();

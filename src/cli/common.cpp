@@ -29,6 +29,16 @@ void apply_cpu_mask(const std::string& mask) {
     if (!mask.empty()) set_default_pool_cpus(parse_cpu_mask(mask));
 }
 
+void add_cache_type_options(CLI::App* c, std::string& type_k, std::string& type_v) {
+    const std::vector<std::string> types = {"f16", "f32", "q8_0"};
+    c->add_option("--cache-type-k", type_k, "KV cache type for keys (f16, f32, q8_0); also -ctk")
+        ->check(CLI::IsMember(types))
+        ->capture_default_str();
+    c->add_option("--cache-type-v", type_v, "KV cache type for values (f16, f32, q8_0); also -ctv")
+        ->check(CLI::IsMember(types))
+        ->capture_default_str();
+}
+
 std::string read_text_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) throw std::runtime_error("cannot read '" + path + "'");

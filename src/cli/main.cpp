@@ -1,6 +1,9 @@
 // loom: run quantized LLMs fast on CPUs.
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "util/version.h"
@@ -16,8 +19,14 @@ int main(int argc, char** argv) {
     loom::cli::add_tokenize(app);
     loom::cli::add_chat(app);
     loom::cli::add_bench(app);
+    // llama.cpp's multi-letter short flags, which CLI11 cannot declare.
+    static const char* const kAliases[][2] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}};
+    std::vector<char*> args(argv, argv + argc);
+    for (char*& a : args)
+        for (const auto& [from, to] : kAliases)
+            if (std::strcmp(a, from) == 0) a = const_cast<char*>(to);
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(args.size()), args.data());
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const std::exception& e) {
