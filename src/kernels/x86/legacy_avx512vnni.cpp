@@ -51,7 +51,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     wq += b0 * Fmt<kQ4>::main;
     pn += b0 * NT * S;
     for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
-        if constexpr (NT <= 2) {  // GEMV: weights come from DRAM once
+        if constexpr (NT <= kPrefetchRows) {  // GEMV, small batches: weights come from DRAM once
             prefetch_lines(wq, Fmt<kQ4>::main);
             prefetch_lines(reinterpret_cast<const uint8_t*>(wd + b * R), 2 * R);
         }

@@ -52,7 +52,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
         for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
         for (int j = 0; j < 16; ++j) {
             const uint8_t* q = wq + 192 * j;
-            if constexpr (NT <= 2) prefetch_lines(q, 192);  // GEMV: weights come from DRAM once
+            if constexpr (NT <= kPrefetchRows) prefetch_lines(q, 192);  // GEMV, small batches: weights from DRAM once
             const __m512i B0 = _mm512_loadu_si512(q), B1 = _mm512_loadu_si512(q + 64);
             const __m512i B2 = _mm512_loadu_si512(q + 128);
             const __m512i q0 = _mm512_and_si512(B0, m3f), q1 = _mm512_and_si512(B1, m3f);
@@ -71,7 +71,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
             }
         }
-        if constexpr (NT <= 2) prefetch_lines(wq + 192 * R, 16 * R + 64);  // scales, d
+        if constexpr (NT <= kPrefetchRows) prefetch_lines(wq + 192 * R, 16 * R + 64);  // scales, d
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;

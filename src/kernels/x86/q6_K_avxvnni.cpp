@@ -53,7 +53,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
         for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
         for (int j = 0; j < 16; ++j) {
             const uint8_t* q = wq + 96 * j;
-            if constexpr (NT <= 2) prefetch_lines(q, 96);  // GEMV: weights come from DRAM once
+            if constexpr (NT <= kPrefetchRows) prefetch_lines(q, 96);  // GEMV, small batches: weights from DRAM once
             const __m256i B0 = load8x4(q), B1 = load8x4(q + 32), B2 = load8x4(q + 64);
             const __m256i q0 = _mm256_and_si256(B0, m3f), q1 = _mm256_and_si256(B1, m3f);
             const __m256i q2 = _mm256_and_si256(B2, m3f);
@@ -72,7 +72,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(s, sc));
             }
         }
-        if constexpr (NT <= 2) prefetch_lines(wq + 192 * R, 16 * R + 64);  // scales, d
+        if constexpr (NT <= kPrefetchRows) prefetch_lines(wq + 192 * R, 16 * R + 64);  // scales, d
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;

@@ -69,6 +69,9 @@ constexpr size_t group_bytes(int64_t nb, size_t main, int R) {
 // ahead of the current block. Measured on Zen 4, one thread: GEMV at ~0.55-0.6 of
 // plain-read bandwidth without, ~0.95 with.
 constexpr size_t kPrefetchAhead = 6144;
+// Register tiles of up to this many activation rows prefetch (GEMV and batched
+// generation stream the weights; larger GEMMs reuse them from cache).
+constexpr int kPrefetchRows = 8;
 inline void prefetch_lines(const uint8_t* p, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(p + kPrefetchAhead + l, 0, 2);
 }
