@@ -50,11 +50,16 @@ struct Weight {
     explicit operator bool() const { return data != nullptr; }
 };
 
+// The batch's tokens in one stream of the KV cache (KvCache::stream_of(layer)).
+struct StreamPlan {
+    std::vector<int32_t> cell;                       // KV cell of each token
+    std::vector<std::span<const int32_t>> visible;   // cells each token may attend to, by position
+};
+
 // What one forward call computes. Built by the runtime (Context::decode).
 struct BatchPlan {
     std::vector<int32_t> token, pos, seq;
-    std::vector<int32_t> cell;                       // KV cell of each token
-    std::vector<std::span<const int32_t>> visible;   // cells each token attends to, by position
+    std::vector<StreamPlan> streams;                 // per KV cache stream
     std::vector<int32_t> out_rows;                   // batch rows whose logits are wanted
     int n_ctx = 0;                                   // context size (KV cells) of the runtime
     int n_tokens() const { return static_cast<int>(token.size()); }
@@ -90,7 +95,7 @@ public:
     std::string repack_summary() const;
 
     // Computes plan.out_rows' logits into `logits` ([out_rows][n_vocab]); writes
-    // the batch's keys and values into kv at plan.cell.
+    // the batch's keys and values into kv at the cells of plan.streams.
     virtual void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const = 0;
 
 protected:

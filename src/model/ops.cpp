@@ -219,9 +219,10 @@ void rope(float* x, int n_heads, int head_dim, int n_rot, int32_t pos, float the
 
 void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V) {
     const int d = kv.kv_dim();
+    const std::vector<int32_t>& cell = plan.streams[kv.stream_of(layer)].cell;
     for (int t = 0; t < plan.n_tokens(); ++t) {
-        quant::quantize_row(kv.k_type(), K + static_cast<size_t>(t) * d, kv.k(layer, plan.cell[t]), d);
-        quant::quantize_row(kv.v_type(), V + static_cast<size_t>(t) * d, kv.v(layer, plan.cell[t]), d);
+        quant::quantize_row(kv.k_type(), K + static_cast<size_t>(t) * d, kv.k(layer, cell[t]), d);
+        quant::quantize_row(kv.v_type(), V + static_cast<size_t>(t) * d, kv.v(layer, cell[t]), d);
     }
 }
 
@@ -236,14 +237,18 @@ void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int l
     const size_t k_head = row_bytes(kv.k_type(), p.head_dim), v_head = row_bytes(kv.v_type(), p.head_dim);
     const uint8_t* k0 = kv.k(layer, 0);
     const uint8_t* v0 = kv.v(layer, 0);
+    const int stream = kv.stream_of(layer);
+    const StreamPlan& sp = plan.streams[stream];
     pool.parallel_for(static_cast<int64_t>(T) * p.n_head_kv, [&](int64_t b, int64_t e, int) {
         for (int64_t job = b; job < e; ++job) {
             const int t = static_cast<int>(job / p.n_head_kv), kvh = static_cast<int>(job % p.n_head_kv);
-            auto cells = plan.visible[t];
-            if (p.window > 0) {  // cells are in position order: drop those outside the window
+            auto cells = sp.visible[t];
+            // Cells are in position order: drop those outside the window (a window
+            // stream may still hold a few, and its window is the largest of its layers).
+            if (p.window > 0) {
                 const int32_t first = plan.pos[t] - p.window;
                 auto it = std::partition_point(cells.begin(), cells.end(),
-                                               [&](int32_t c) { return kv.cell_pos(c) <= first; });
+                                               [&](int32_t c) { return kv.cell_pos(c, stream) <= first; });
                 cells = cells.subspan(static_cast<size_t>(it - cells.begin()));
             }
             for (int h0 = 0; h0 < group; h0 += kernels::kAttnMaxQ) {

@@ -34,11 +34,12 @@ struct AttentionParams {
     float softcap = 0;    // logits -> cap * tanh(logits / cap) when > 0
     int window = 0;       // attend only to positions > pos - window when > 0
 };
-// out[t][h*head_dim..] = softmax(q·K) V over plan.visible[t] of layer `layer`.
+// out[t][h*head_dim..] = softmax(q·K) V over the cells token t sees in the layer's
+// stream (plan.streams[kv.stream_of(layer)].visible[t]), within p.window if set.
 void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int layer, const float* Q,
                float* out, const AttentionParams& p);
 
-// Writes K and V rows of the batch into their cells.
+// Writes K and V rows of the batch into their cells of the layer's stream.
 void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V);
 
 // Gated activations, element-wise (threads share large inputs).

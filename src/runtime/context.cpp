@@ -4,12 +4,31 @@
 #include <map>
 #include <string>
 
+#include "model/decoder.h"
+
 namespace loom {
+
+namespace {
+
+// Window layers get a stream of their own, sized for the cells that can still be
+// seen: between steps a sequence keeps at most `window` of them (Context::step), and
+// a step adds at most n_batch. Never more than the context, whose cells they mirror.
+KvCache make_cache(const Model& model, const ContextParams& p) {
+    if (p.n_batch <= 0) throw std::invalid_argument("batch size (n_batch) must be positive");
+    if (p.n_seq_max <= 0) throw std::invalid_argument("the sequence limit (n_seq_max) must be positive");
+    const Hparams& h = model.hparams();
+    const std::vector<int> windows = layer_windows(model);
+    const int window = windows.empty() ? 0 : *std::max_element(windows.begin(), windows.end());
+    const int64_t n_window = std::min<int64_t>(p.n_ctx, int64_t(p.n_seq_max) * window + p.n_batch);
+    return KvCache(h.n_layer, p.n_ctx, h.kv_dim(), p.type_k, p.type_v, windows, static_cast<int>(n_window));
+}
+
+}  // namespace
 
 Context::Context(const Model& model, const ContextParams& params)
     : model_(model),
       params_(params),
-      kv_(model.hparams().n_layer, params.n_ctx, model.hparams().kv_dim(), params.type_k, params.type_v),
+      kv_(make_cache(model, params)),
       pool_(params.n_threads > 0 ? params.n_threads : default_threads()) {
     // Q8_0 blocks must not straddle heads: attention reads one head's slice of a row.
     const int hd = model.hparams().head_dim;
@@ -44,32 +63,75 @@ void Context::decode(std::span<const BatchToken> batch) {
                           std::to_string(kv_.n_free()) + " of " + std::to_string(kv_.n_cells()) +
                           " are free (raise the context size with -c)");
 
+    // ---- evaluate, n_batch tokens at a time: every token's keys and values are
+    // stored before a later token reads them, and rows are computed independently,
+    // so the logits are those of one pass over the whole batch
+    n_outputs_ = static_cast<int>(std::count_if(batch.begin(), batch.end(), [](const BatchToken& b) { return b.logits; }));
+    logits_.resize(static_cast<size_t>(n_outputs_) * n_vocab);
+    int out = 0;
+    for (size_t b0 = 0; b0 < batch.size(); b0 += static_cast<size_t>(params_.n_batch)) {
+        const size_t n = std::min(batch.size() - b0, static_cast<size_t>(params_.n_batch));
+        out += step(batch.subspan(b0, n), logits_.data() + static_cast<size_t>(out) * n_vocab);
+    }
+}
+
+int Context::step(std::span<const BatchToken> batch, float* logits) {
+    const int T = static_cast<int>(batch.size());
+    const int n_streams = kv_.n_streams();
+    std::map<int32_t, std::pair<int32_t, int32_t>> range;  // per sequence: first and last position here
+    for (const BatchToken& b : batch) {
+        auto [it, fresh] = range.try_emplace(b.seq, b.pos, b.pos);
+        if (!fresh) it->second.second = b.pos;
+    }
+    // The window stream: a sequence's tokens in this step are at or after its first
+    // position p0 here and see positions > p0 - window, so its cells at p0 - window
+    // and before can go; afterwards every sequence keeps at most `window` cells
+    // (below), which is what the stream's size counts on.
+    if (n_streams > 1) {
+        const int window = kv_.stream_window(1);
+        for (const auto& [seq, first_last] : range) kv_.free_upto(seq, first_last.first - window, 1);
+        if (T > kv_.n_free(1))
+            throw ContextFull("context full: the step needs " + std::to_string(T) + " KV cells of the sliding-window " +
+                              "layers but only " + std::to_string(kv_.n_free(1)) + " of " +
+                              std::to_string(kv_.n_cells(1)) + " are free (a bug: the stream is sized never to run out)");
+    }
+
     // ---- plan: cells, attention spans, output rows
     BatchPlan plan;
     plan.n_ctx = kv_.n_cells();
-    const int T = static_cast<int>(batch.size());
     plan.token.resize(T);
     plan.pos.resize(T);
     plan.seq.resize(T);
-    plan.cell.resize(T);
-    plan.visible.resize(T);
+    plan.streams.resize(n_streams);
+    for (StreamPlan& sp : plan.streams) {
+        sp.cell.resize(T);
+        sp.visible.resize(T);
+    }
     for (int t = 0; t < T; ++t) {
         plan.token[t] = batch[t].token;
         plan.pos[t] = batch[t].pos;
         plan.seq[t] = batch[t].seq;
-        plan.cell[t] = kv_.alloc(batch[t].seq, batch[t].pos);
+        for (int s = 0; s < n_streams; ++s) plan.streams[s].cell[t] = kv_.alloc(batch[t].seq, batch[t].pos, s);
         if (batch[t].logits) plan.out_rows.push_back(t);
     }
     // A token sees its sequence's cells up to and including its own.
-    for (int t = 0; t < T; ++t) {
-        auto cells = kv_.seq_cells(plan.seq[t]);  // in position order
-        auto end = std::partition_point(cells.begin(), cells.end(),
-                                         [&](int32_t c) { return kv_.cell_pos(c) <= plan.pos[t]; });
-        plan.visible[t] = cells.first(static_cast<size_t>(end - cells.begin()));
+    for (int s = 0; s < n_streams; ++s) {
+        for (int t = 0; t < T; ++t) {
+            auto cells = kv_.seq_cells(plan.seq[t], s);  // in position order
+            auto end = std::partition_point(cells.begin(), cells.end(),
+                                             [&](int32_t c) { return kv_.cell_pos(c, s) <= plan.pos[t]; });
+            plan.streams[s].visible[t] = cells.first(static_cast<size_t>(end - cells.begin()));
+        }
     }
-    n_outputs_ = static_cast<int>(plan.out_rows.size());
-    logits_.resize(static_cast<size_t>(n_outputs_) * n_vocab);
-    model_.forward(plan, kv_, pool_, logits_.data());
+    model_.forward(plan, kv_, pool_, logits);
+
+    // Later tokens of a sequence come after its last position p1 here: its window
+    // cells at p1 - window and before are out of their reach.
+    if (n_streams > 1) {
+        const int window = kv_.stream_window(1);
+        for (const auto& [seq, first_last] : range) kv_.free_upto(seq, first_last.second - window, 1);
+    }
+    return static_cast<int>(plan.out_rows.size());
 }
 
 std::span<const float> Context::logits(int i) const {

@@ -25,6 +25,7 @@ struct ContextParams {
     int n_seq_max = 256;  // sequence ids must be < this
     GgmlType type_k = GgmlType::F16;  // KV cache storage: F16, F32 or Q8_0
     GgmlType type_v = GgmlType::F16;
+    int n_batch = 512;    // most tokens one forward pass evaluates (decode splits larger batches)
 };
 
 class Context {
@@ -35,6 +36,7 @@ public:
     // position order after the positions already cached for it. Validates the
     // whole batch before changing anything: bad ids and a full context throw
     // (std::invalid_argument / ContextFull) and leave the cache as it was.
+    // Evaluated in steps of at most n_batch tokens, with the same logits as one pass.
     void decode(std::span<const BatchToken> batch);
 
     // Logits of the i-th token that asked for them in the last batch.
@@ -54,6 +56,10 @@ public:
     std::span<const float> eval_prompt(int32_t seq, std::span<const int32_t> tokens);
 
 private:
+    // One forward pass over at most n_batch tokens; writes their logits. Returns
+    // how many tokens asked for logits.
+    int step(std::span<const BatchToken> batch, float* logits);
+
     const Model& model_;
     ContextParams params_;
     KvCache kv_;

@@ -1,6 +1,7 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
+#include <climits>
 
 namespace loom {
 
@@ -25,68 +26,122 @@ size_t KvCache::cell_bytes(int n_layer, int kv_dim, GgmlType k_type, GgmlType v_
     return static_cast<size_t>(n_layer) * (row_bytes(k_type, kv_dim) + row_bytes(v_type, kv_dim));
 }
 
-KvCache::KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type, GgmlType v_type)
-    : n_layer_(n_layer), n_cells_(n_cells), kv_dim_(kv_dim), n_free_(n_cells), k_type_(k_type), v_type_(v_type) {
+KvCache::ReadBytes KvCache::read_bytes(std::span<const int> layer_window, int64_t L, int kv_dim, GgmlType k_type,
+                                       GgmlType v_type) {
+    const uint64_t cell = row_bytes(k_type, kv_dim) + row_bytes(v_type, kv_dim);
+    ReadBytes r;
+    for (int w : layer_window) {
+        if (w > 0) r.window += cell * static_cast<uint64_t>(std::min<int64_t>(L, w));
+        else r.full += cell * static_cast<uint64_t>(L);
+    }
+    return r;
+}
+
+KvCache::KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type, GgmlType v_type,
+                 std::span<const int> layer_window, int n_window_cells)
+    : kv_dim_(kv_dim), k_type_(k_type), v_type_(v_type) {
     if (n_cells <= 0) throw std::invalid_argument("context size must be positive");
+    if (!layer_window.empty() && static_cast<int>(layer_window.size()) != n_layer)
+        throw std::invalid_argument("KV cache: " + std::to_string(layer_window.size()) + " layer windows for " +
+                                    std::to_string(n_layer) + " layers");
     check_type(k_type, kv_dim);
     check_type(v_type, kv_dim);
     k_row_ = row_bytes(k_type, kv_dim);
     v_row_ = row_bytes(v_type, kv_dim);
-    const size_t cells = static_cast<size_t>(n_layer) * n_cells;
-    k_.assign(cells * k_row_, 0);
-    v_.assign(cells * v_row_, 0);
-    pos_.assign(n_cells, -1);
-    owner_.assign(n_cells, -1);
-    clear();
+    int window = 0;
+    for (int w : layer_window) window = std::max(window, w);
+    streams_.resize(window > 0 ? 2 : 1);
+    streams_[0].n_cells = n_cells;
+    if (window > 0) {
+        if (n_window_cells <= 0) throw std::invalid_argument("KV cache: the sliding-window stream needs cells");
+        streams_[1].n_cells = std::min(n_window_cells, n_cells);  // never more than the context
+        streams_[1].window = window;
+    }
+    stream_of_.assign(n_layer, 0);
+    slot_.assign(n_layer, 0);
+    for (int l = 0; l < n_layer; ++l) {
+        const int s = !layer_window.empty() && layer_window[l] > 0 ? 1 : 0;
+        stream_of_[l] = s;
+        slot_[l] = streams_[s].n_layer++;
+    }
+    for (Stream& st : streams_) {
+        const size_t rows = static_cast<size_t>(st.n_layer) * st.n_cells;
+        st.k.assign(rows * k_row_, 0);
+        st.v.assign(rows * v_row_, 0);
+        st.pos.assign(st.n_cells, -1);
+        st.owner.assign(st.n_cells, -1);
+        reset(st);
+    }
+}
+
+size_t KvCache::bytes() const {
+    size_t b = 0;
+    for (const Stream& st : streams_) b += st.k.size() + st.v.size();
+    return b;
+}
+
+void KvCache::reset(Stream& st) {
+    std::fill(st.pos.begin(), st.pos.end(), -1);
+    std::fill(st.owner.begin(), st.owner.end(), -1);
+    st.free_list.resize(st.n_cells);
+    for (int i = 0; i < st.n_cells; ++i) st.free_list[i] = st.n_cells - 1 - i;  // pop gives 0 first
+    st.seqs.clear();
+    st.n_free = st.n_cells;
 }
 
 void KvCache::clear() {
-    std::fill(pos_.begin(), pos_.end(), -1);
-    std::fill(owner_.begin(), owner_.end(), -1);
-    free_list_.resize(n_cells_);
-    for (int i = 0; i < n_cells_; ++i) free_list_[i] = n_cells_ - 1 - i;  // pop gives 0 first
-    seqs_.clear();
-    n_free_ = n_cells_;
+    for (Stream& st : streams_) reset(st);
 }
 
-int32_t KvCache::alloc(int32_t seq, int32_t pos) {
+int32_t KvCache::alloc(int32_t seq, int32_t pos, int s) {
     if (seq < 0) throw std::invalid_argument("sequence id must be >= 0, got " + std::to_string(seq));
     if (pos < 0) throw std::invalid_argument("position must be >= 0, got " + std::to_string(pos));
-    if (static_cast<size_t>(seq) >= seqs_.size()) seqs_.resize(seq + 1);
-    auto& cells = seqs_[seq];
-    if (!cells.empty() && pos_[cells.back()] >= pos)
+    Stream& st = streams_[s];
+    if (static_cast<size_t>(seq) >= st.seqs.size()) st.seqs.resize(seq + 1);
+    auto& cells = st.seqs[seq];
+    if (!cells.empty() && st.pos[cells.back()] >= pos)
         throw std::invalid_argument("sequence " + std::to_string(seq) + ": position " + std::to_string(pos) +
-                                    " is not after its last position " + std::to_string(pos_[cells.back()]));
-    if (free_list_.empty())
-        throw ContextFull("context full: all " + std::to_string(n_cells_) + " KV cells are in use");
-    const int32_t cell = free_list_.back();
-    free_list_.pop_back();
-    --n_free_;
-    pos_[cell] = pos;
-    owner_[cell] = seq;
+                                    " is not after its last position " + std::to_string(st.pos[cells.back()]));
+    if (st.free_list.empty())
+        throw ContextFull(s == 0 ? "context full: all " + std::to_string(st.n_cells) + " KV cells are in use"
+                                 : "context full: all " + std::to_string(st.n_cells) +
+                                       " KV cells of the sliding-window layers are in use");
+    const int32_t cell = st.free_list.back();
+    st.free_list.pop_back();
+    --st.n_free;
+    st.pos[cell] = pos;
+    st.owner[cell] = seq;
     cells.push_back(cell);
     return cell;
 }
 
-void KvCache::remove_seq(int32_t seq) {
-    if (seq < 0 || static_cast<size_t>(seq) >= seqs_.size()) return;
-    for (int32_t c : seqs_[seq]) {
-        pos_[c] = -1;
-        owner_[c] = -1;
-        free_list_.push_back(c);
-        ++n_free_;
+void KvCache::free_upto(int32_t seq, int32_t pos, int s) {
+    Stream& st = streams_[s];
+    if (seq < 0 || static_cast<size_t>(seq) >= st.seqs.size()) return;
+    auto& cells = st.seqs[seq];
+    size_t n = 0;
+    for (; n < cells.size() && st.pos[cells[n]] <= pos; ++n) {
+        st.pos[cells[n]] = -1;
+        st.owner[cells[n]] = -1;
+        st.free_list.push_back(cells[n]);
+        ++st.n_free;
     }
-    seqs_[seq].clear();
+    cells.erase(cells.begin(), cells.begin() + static_cast<ptrdiff_t>(n));
 }
 
-std::span<const int32_t> KvCache::seq_cells(int32_t seq) const {
-    if (seq < 0 || static_cast<size_t>(seq) >= seqs_.size()) return {};
-    return seqs_[seq];
+void KvCache::remove_seq(int32_t seq) {
+    for (int s = 0; s < n_streams(); ++s) free_upto(seq, INT32_MAX, s);
+}
+
+std::span<const int32_t> KvCache::seq_cells(int32_t seq, int s) const {
+    const Stream& st = streams_[s];
+    if (seq < 0 || static_cast<size_t>(seq) >= st.seqs.size()) return {};
+    return st.seqs[seq];
 }
 
 int32_t KvCache::seq_pos_max(int32_t seq) const {
     auto c = seq_cells(seq);
-    return c.empty() ? -1 : pos_[c.back()];
+    return c.empty() ? -1 : streams_[0].pos[c.back()];
 }
 
 }  // namespace loom
