@@ -113,7 +113,13 @@ struct ModelCost {
     double layer_params = 0, layer_bytes = 0;  // every blk.* tensor
     double head_params = 0, head_bytes = 0;    // output.weight, or the tied embedding
     double embd_row_bytes = 0;                 // one embedding row (read per token)
-    double kv_bytes_per_cell = 0;              // K+V of one position, all layers
+    double kv_bytes_per_cell = 0;              // K+V of one position, full-attention layers
+    double kv_window_bytes_per_cell = 0;       // K+V of one position, sliding-window layers
+    double kv_window = 0;                      // their window (positions)
+    // K+V bytes one token at context length L reads.
+    double kv_read_bytes(double L) const {
+        return L * kv_bytes_per_cell + (L < kv_window ? L : kv_window) * kv_window_bytes_per_cell;
+    }
 };
 ModelCost model_cost(const Model& model, const std::string& cache_type_k = "f16",
                      const std::string& cache_type_v = "f16");

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "bench/bench.h"
+#include "model/decoder.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
 
@@ -105,8 +106,12 @@ ModelCost model_cost(const Model& model, const std::string& cache_type_k, const 
         c.head_bytes = static_cast<double>(head->n_bytes);
     }
     if (embd && embd->n_rows() > 0) c.embd_row_bytes = static_cast<double>(embd->n_bytes) / embd->n_rows();
-    c.kv_bytes_per_cell = static_cast<double>(KvCache::cell_bytes(hp.n_layer, hp.kv_dim(), KvCache::parse_type(cache_type_k),
-                                                                    KvCache::parse_type(cache_type_v)));
+    const std::vector<int> windows = layer_windows(model);
+    const auto one = KvCache::read_bytes(windows, 1, hp.kv_dim(), KvCache::parse_type(cache_type_k),
+                                         KvCache::parse_type(cache_type_v));
+    c.kv_bytes_per_cell = static_cast<double>(one.full);
+    c.kv_window_bytes_per_cell = static_cast<double>(one.window);
+    for (int w : windows) c.kv_window = std::max(c.kv_window, static_cast<double>(w));
     return c;
 }
 
@@ -141,9 +146,10 @@ void summarize(PointResult& r, const ModelCost& cost) {
     // the rows whose logits are wanted (each encoded user's last token).
     r.pp_macs = r.prompt_tokens * cost.layer_params + users_encoded * cost.head_params;
     // Generation step: all weights once, one embedding row per user, and each
-    // user's K/V (p + s + 1 cells at step s; the mean over the n steps).
+    // user's K/V (p + s + 1 cells at step s: the middle step stands for the mean;
+    // window layers read at most their window).
     r.tg_bytes_per_step = cost.layer_bytes + cost.head_bytes + B * cost.embd_row_bytes +
-                          B * (p + (n + 1) / 2.0) * cost.kv_bytes_per_cell;
+                          B * cost.kv_read_bytes(p + (n + 1) / 2.0);
     std::vector<double> pp, ttft, ttft_max, tg, lat, p90, user, gmacs, gbs;
     for (const RepTiming& t : r.reps) {
         const double tg_s = std::accumulate(t.step_s.begin(), t.step_s.end(), 0.0);

@@ -246,5 +246,14 @@ TEST(BenchStats, MeanStddevPercentile) {
     EXPECT_DOUBLE_EQ(percentile({3, 1, 2}, 50), 2.0);
 }
 
+TEST(Runner, WindowLayersReadAtMostTheirWindowOfKv) {
+    ModelCost c;
+    c.kv_bytes_per_cell = 100;         // full-attention layers
+    c.kv_window_bytes_per_cell = 50;   // sliding-window layers, window 8
+    c.kv_window = 8;
+    EXPECT_DOUBLE_EQ(c.kv_read_bytes(4), 4 * 150.0);
+    EXPECT_DOUBLE_EQ(c.kv_read_bytes(20), 20 * 100.0 + 8 * 50.0);
+}
+
 }  // namespace
 }  // namespace loom::bench
