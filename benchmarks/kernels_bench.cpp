@@ -25,6 +25,7 @@
 
 #include "kernels/kernels.h"
 #include "quant/formats.h"
+#include "util/anon_buffer.h"
 #include "util/threadpool.h"
 
 namespace {
@@ -67,7 +68,8 @@ struct Case {
 
 // Everything one case needs, built on first use: packed weight copies and activations.
 struct Setup {
-    std::vector<std::vector<uint8_t>> copies;
+    loom::AnonBuffer mem;                // all copies, in huge pages like the engine's weights
+    std::vector<const uint8_t*> copies;
     std::vector<uint8_t> act;
     size_t arb = 0;
     std::vector<float> y;
@@ -85,10 +87,13 @@ Setup& setup_for(const Case& c) {
     const auto plain = random_weights(c.k->wtype, c.n_out, c.n_in, 1);
     const size_t psize = c.k->pack ? c.k->packed_size(c.n_out, c.n_in) : plain.size();
     const size_t n_copies = std::max<size_t>(2, (size_t{256} << 20) / psize + 1);
+    const size_t stride = (psize + 4095) / 4096 * 4096;
+    s->mem = loom::AnonBuffer(stride * n_copies);
     for (size_t i = 0; i < n_copies; ++i) {
-        auto& w = s->copies.emplace_back(psize);
-        if (c.k->pack) c.k->pack(plain.data(), w.data(), c.n_out, c.n_in);
-        else std::memcpy(w.data(), plain.data(), plain.size());
+        uint8_t* w = s->mem.data() + i * stride;
+        if (c.k->pack) c.k->pack(plain.data(), w, c.n_out, c.n_in);
+        else std::memcpy(w, plain.data(), plain.size());
+        s->copies.push_back(w);
     }
     const int64_t max_t = 128;
     s->arb = loom::row_bytes(c.k->act_type, c.n_in);
@@ -111,7 +116,7 @@ void BM_Matmul(benchmark::State& state, Case c) {
     const int64_t rg = k->row_group, n_groups = (c.n_out + rg - 1) / rg;
     size_t i = 0;
     for (auto _ : state) {
-        const uint8_t* w = s.copies[i++ % s.copies.size()].data();
+        const uint8_t* w = s.copies[i++ % s.copies.size()];
         tp.parallel_for(n_groups, [&](int64_t b, int64_t e, int) {
             k->matmul(w, s.act.data(), s.arb, s.y.data(), c.n_out, c.n_in, c.n_out, b * rg, std::min(c.n_out, e * rg),
                       c.T);
@@ -155,11 +160,12 @@ __attribute__((target("avx2"))) float sum_avx2(const float* p, size_t n) {
 void BM_MemRead(benchmark::State& state) {
     const int threads = static_cast<int>(state.range(0));
     constexpr size_t kBytes = size_t{1} << 30, kFloats = kBytes / sizeof(float);
-    static float* buf = [] {
-        auto* p = static_cast<float*>(std::aligned_alloc(64, kBytes));
-        std::memset(p, 0, kBytes);
-        return p;
+    static loom::AnonBuffer mem = [] {
+        loom::AnonBuffer m(kBytes);  // huge pages, like the engine's weights
+        std::memset(m.data(), 0, kBytes);
+        return m;
     }();
+    const float* buf = reinterpret_cast<const float*>(mem.data());
     const bool avx512 = loom::kernels::cpu_features() & loom::kernels::kAVX512F;
     loom::ThreadPool& tp = pool(threads);
     std::vector<float> sink(static_cast<size_t>(threads));

@@ -15,6 +15,7 @@
 #include "model/ops.h"
 #include "quant/formats.h"
 #include "util/cpumask.h"
+#include "util/anon_buffer.h"
 #include "util/threadpool.h"
 
 namespace loom::bench {
@@ -91,7 +92,10 @@ double probe_bandwidth(int threads, const ProbeOptions& opts) {
     size_t bytes = std::min(opts.bandwidth_bytes, available_ram() / 4);
     bytes = std::max<size_t>(bytes / 4096 * 4096, 1 << 20);
     const size_t n = bytes / sizeof(uint64_t);
-    std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+    // In huge pages, as the packed weights are (util/anon_buffer): with 4 KiB pages the
+    // read would pay TLB misses that generation does not, and understate the limit.
+    AnonBuffer mem(n * sizeof(uint64_t));
+    auto* buf = reinterpret_cast<uint64_t*>(mem.data());
     ThreadPool pool(threads);
     // First touch from the threads that will read (NUMA placement).
     pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
