@@ -16,8 +16,8 @@ struct Probe {
     std::string cpu_model, features, kernel;  // kernel: the Q4_0 matmul timed
     int threads = 1;
     std::string cpus;           // pinned to these CPUs ("0-3"; empty = not pinned)
-    double bandwidth_gbs = 0;   // GB/s (1e9 bytes), best pass
-    double int8_gmacs = 0;      // GMAC/s, best pass
+    double bandwidth_gbs = 0;   // GB/s (1e9 bytes), median pass
+    double int8_gmacs = 0;      // GMAC/s, median pass
     std::string measured_at;    // ISO-8601 UTC
     bool cached = false;        // read from the cache file this run
     std::string key() const;
