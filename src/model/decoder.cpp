@@ -29,7 +29,7 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
     std::vector<float> x(size_t(T) * d), xn(size_t(T) * d), y(size_t(T) * d), q(size_t(T) * h.q_dim()),
         k(size_t(T) * h.kv_dim()), v(size_t(T) * h.kv_dim()), att(size_t(T) * h.q_dim()),
         g(size_t(T) * h.n_ff), u(size_t(T) * h.n_ff);
-    const float* ff = rope_factors(plan);
+    const ops::RopeTable rope = ops::rope_table(plan.pos, h.n_rot, h.rope_theta, rope_factors(plan), opt_.rope_attn_factor);
     const float q_scale = h.query_scale > 0 ? h.query_scale : 1.0f / std::sqrt(float(h.head_dim));
 
     for (int t = 0; t < T; ++t) ops::embed_row(tok_embd_, plan.token[t], &x[size_t(t) * d]);
@@ -44,10 +44,8 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         ops::rmsnorm(x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
         ops::matmul_n(pool, std::array{&L.wq, &L.wk, &L.wv}, xn.data(), T, std::array{q.data(), k.data(), v.data()});
         for (int t = 0; t < T; ++t) {
-            ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, h.n_rot, plan.pos[t], h.rope_theta, opt_.rope,
-                      ff, opt_.rope_attn_factor);
-            ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, h.n_rot, plan.pos[t], h.rope_theta,
-                      opt_.rope, ff, opt_.rope_attn_factor);
+            ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, rope, t, opt_.rope);
+            ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, rope, t, opt_.rope);
         }
         ops::store_kv(plan, kv, l, k.data(), v.data());
         const ops::AttentionParams ap{h.n_head, h.n_head_kv, h.head_dim, q_scale, h.attn_softcap, L.window};

@@ -191,26 +191,46 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
 
 // ------------------------------------------------------------------ rope
 
-void rope(float* x, int n_heads, int head_dim, int n_rot, int32_t pos, float theta_base, RopeMode mode,
-          const float* freq_factors, float attn_factor) {
+RopeTable rope_table(std::span<const int32_t> pos, int n_rot, float theta_base, const float* freq_factors,
+                     float attn_factor) {
+    RopeTable r;
+    r.half = n_rot / 2;
+    r.cs.resize(pos.size() * r.half);
+    r.sn.resize(pos.size() * r.half);
     const float theta_scale = std::pow(theta_base, -2.0f / static_cast<float>(n_rot));
-    float cs[512], sn[512];  // n_rot / 2 <= 512 (head_dim <= 1024, checked at load)
-    float theta = static_cast<float>(pos);
-    for (int i = 0; i < n_rot / 2; ++i) {
-        const float ff = freq_factors ? freq_factors[i] : 1.0f;
-        const float t = theta / ff;
-        cs[i] = std::cos(t) * attn_factor;
-        sn[i] = std::sin(t) * attn_factor;
-        theta *= theta_scale;
+    for (size_t t = 0; t < pos.size(); ++t) {
+        float theta = static_cast<float>(pos[t]);
+        for (int i = 0; i < r.half; ++i) {
+            const float ff = freq_factors ? freq_factors[i] : 1.0f;
+            const float a = theta / ff;
+            r.cs[t * r.half + i] = std::cos(a) * attn_factor;
+            r.sn[t * r.half + i] = std::sin(a) * attn_factor;
+            theta *= theta_scale;
+        }
     }
+    return r;
+}
+
+void rope(float* x, int n_heads, int head_dim, const RopeTable& table, int t, RopeMode mode) {
+    const int half = table.half;
+    const float* cs = &table.cs[static_cast<size_t>(t) * half];
+    const float* sn = &table.sn[static_cast<size_t>(t) * half];
     for (int h = 0; h < n_heads; ++h) {
         float* v = x + static_cast<size_t>(h) * head_dim;
-        for (int i = 0; i < n_rot / 2; ++i) {
-            const int a = mode == RopeMode::Adjacent ? 2 * i : i;
-            const int b = mode == RopeMode::Adjacent ? 2 * i + 1 : i + n_rot / 2;
-            const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs[i] - x1 * sn[i];
-            v[b] = x0 * sn[i] + x1 * cs[i];
+        if (mode == RopeMode::Neox) {  // halves: contiguous, vectorizes
+            float* a = v;
+            float* b = v + half;
+            for (int i = 0; i < half; ++i) {
+                const float x0 = a[i], x1 = b[i];
+                a[i] = x0 * cs[i] - x1 * sn[i];
+                b[i] = x0 * sn[i] + x1 * cs[i];
+            }
+        } else {
+            for (int i = 0; i < half; ++i) {
+                const float x0 = v[2 * i], x1 = v[2 * i + 1];
+                v[2 * i] = x0 * cs[i] - x1 * sn[i];
+                v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "model/model.h"
 
@@ -24,9 +25,16 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
               std::span<float* const> Ys, std::span<const int64_t> ldys = {});
 
 enum class RopeMode { Adjacent, Neox };  // pairs (2i, 2i+1) / (i, i + n_rot/2)
-// Rotates the first n_rot dims of each of n_heads heads of one token at position pos.
-void rope(float* x, int n_heads, int head_dim, int n_rot, int32_t pos, float theta, RopeMode mode,
-          const float* freq_factors = nullptr, float attn_factor = 1.0f);
+// cos and sin (times attn_factor) of each token's rotation angles, computed once per
+// forward pass for all layers, queries and keys: [token][n_rot / 2].
+struct RopeTable {
+    int half = 0;
+    std::vector<float> cs, sn;
+};
+RopeTable rope_table(std::span<const int32_t> pos, int n_rot, float theta, const float* freq_factors = nullptr,
+                     float attn_factor = 1.0f);
+// Rotates the first n_rot dims of each of n_heads heads of token t of the table.
+void rope(float* x, int n_heads, int head_dim, const RopeTable& table, int t, RopeMode mode);
 
 struct AttentionParams {
     int n_head, n_head_kv, head_dim;
