@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "quant/formats.h"
 #include "util/anon_buffer.h"
@@ -181,7 +182,45 @@ void BM_MemRead(benchmark::State& state) {
                                                 benchmark::Counter::kIsRate);
 }
 
+// ------------------------------------------------------------------ attention
+// One KV head's group of 4 query heads (Llama 3 8B: 32 / 8) over 4096 cached cells of
+// head size 128, one thread: GB/s of K and V read (the cache fits in L2/L3 here; during
+// generation it streams from DRAM once the context is long).
+void BM_Attention(benchmark::State& state, const loom::kernels::AttentionKernel* k, loom::GgmlType type) {
+    constexpr int kCells = 4096, kHd = 128, kQ = 4;
+    const size_t rb = loom::row_bytes(type, kHd);
+    std::vector<uint8_t> kb(rb * kCells), vb(rb * kCells);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> row(kHd), q(kQ * kHd), out(kQ * kHd);
+    for (int c = 0; c < kCells; ++c) {
+        for (auto& x : row) x = nd(rng);
+        loom::quant::quantize_row(type, row.data(), kb.data() + c * rb, kHd);
+        for (auto& x : row) x = nd(rng);
+        loom::quant::quantize_row(type, row.data(), vb.data() + c * rb, kHd);
+    }
+    for (auto& x : q) x = nd(rng);
+    std::vector<int32_t> cells(kCells);
+    for (int c = 0; c < kCells; ++c) cells[c] = c;
+    loom::kernels::AttnArgs a{q.data(), kHd, kQ, kHd, type, type, kb.data(), vb.data(), rb, rb,
+                              cells.data(), kCells, 0.088f, 0.0f, out.data(), kHd};
+    for (auto _ : state) {
+        k->run(a);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["GB/s"] = benchmark::Counter(2.0 * rb * kCells * static_cast<double>(state.iterations()) / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
 int register_all() {
+    for (const auto* k : loom::kernels::attention_kernels()) {
+        if ((k->features & loom::kernels::cpu_features()) != k->features) continue;
+        for (auto [type, tn] : {std::pair{loom::GgmlType::F16, "f16"}, std::pair{loom::GgmlType::Q8_0, "q8_0"},
+                                std::pair{loom::GgmlType::F32, "f32"}})
+            benchmark::RegisterBenchmark((std::string(k->name) + "/kv_" + tn + "/4096x128/q:4").c_str(), BM_Attention, k,
+                                         type)
+                ->Unit(benchmark::kMicrosecond);
+    }
     for (int th : {1, 2}) benchmark::RegisterBenchmark(("MemRead/threads:" + std::to_string(th)).c_str(), BM_MemRead)
         ->Arg(th)->UseRealTime()->Unit(benchmark::kMillisecond);
     for (const MatmulKernel* k : loom::kernels::all_kernels()) {

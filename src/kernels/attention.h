@@ -9,6 +9,7 @@
 //     s_j = dot(q, k_j) * scale                 (then cap * tanh(s_j / cap) if softcap > 0)
 //     m' = max(m, max_j s_j);  c = exp(m - m');  l = l * c;  o = o * c
 //     for each j in order: p = exp(s_j - m');  l += p;  o += p * v_j
+//   (exp: the branch-free polynomial in attention_impl.h, ~2 ulp, in every variant)
 //     m = m'
 //   out = o / l
 // A query's result depends only on its own cells list and the cache contents, never

@@ -74,6 +74,77 @@ struct Avx512Ops {
             }
         }
     }
+    // Four rows at a time share the q loads, and their four sums are reduced together
+    // (a transpose-add tree instead of four horizontal reductions).
+    template <GgmlType T>
+    static void scores(const float* q, const uint8_t* const* rows, int nt, int n, float* s) {
+        int j = 0;
+        if constexpr (T != GgmlType::Q8_0) {
+            if (n % 16 == 0) {
+                for (; j + 4 <= nt; j += 4) {
+                    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                    for (int i = 0; i < n; i += 16) {
+                        const __m512 qv = _mm512_loadu_ps(q + i);
+                        a0 = _mm512_fmadd_ps(qv, load16<T>(rows[j], i), a0);
+                        a1 = _mm512_fmadd_ps(qv, load16<T>(rows[j + 1], i), a1);
+                        a2 = _mm512_fmadd_ps(qv, load16<T>(rows[j + 2], i), a2);
+                        a3 = _mm512_fmadd_ps(qv, load16<T>(rows[j + 3], i), a3);
+                    }
+                    const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+                    const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+                    const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, 0x44), _mm512_shuffle_ps(t0, t1, 0xEE));
+                    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+                    const __m128 r = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+                    _mm_storeu_ps(s + j, r);
+                }
+            }
+        }
+        for (; j < nt; ++j) s[j] = dot<T>(q, rows[j], n);
+    }
+    // Up to 128 output floats stay in 8 registers while all nt rows are added in order.
+    template <GgmlType T>
+    static void accumulate(const float* p, const uint8_t* const* rows, int nt, float* o, int n) {
+        if constexpr (T == GgmlType::Q8_0) {
+            for (int b = 0; b < n / 32; ++b) {  // one block (32 floats) of o at a time
+                __m512 o0 = _mm512_loadu_ps(o + 32 * b), o1 = _mm512_loadu_ps(o + 32 * b + 16);
+                for (int j = 0; j < nt; ++j) {
+                    const uint8_t* blk = rows[j] + b * kQ8Block;
+                    const __m512 pd = _mm512_set1_ps(p[j] * q8_scale(blk));
+                    o0 = _mm512_fmadd_ps(pd, q8_16(blk + 2), o0);
+                    o1 = _mm512_fmadd_ps(pd, q8_16(blk + 18), o1);
+                }
+                _mm512_storeu_ps(o + 32 * b, o0);
+                _mm512_storeu_ps(o + 32 * b + 16, o1);
+            }
+        } else {
+            int i0 = 0;
+            for (; i0 + 128 <= n; i0 += 128) {  // whole 128-float chunks: no masks
+                __m512 acc[8];
+                for (int c = 0; c < 8; ++c) acc[c] = _mm512_loadu_ps(o + i0 + 16 * c);
+                for (int j = 0; j < nt; ++j) {
+                    const __m512 pv = _mm512_set1_ps(p[j]);
+                    for (int c = 0; c < 8; ++c) acc[c] = _mm512_fmadd_ps(pv, load16<T>(rows[j], i0 + 16 * c), acc[c]);
+                }
+                for (int c = 0; c < 8; ++c) _mm512_storeu_ps(o + i0 + 16 * c, acc[c]);
+            }
+            for (; i0 < n; i0 += 128) {
+                const int nv = (n - i0 + 15) / 16 < 8 ? (n - i0 + 15) / 16 : 8;
+                __mmask16 m[8];
+                __m512 acc[8];
+                for (int c = 0; c < 8; ++c) {
+                    const int left = n - i0 - 16 * c;
+                    m[c] = c < nv ? (left >= 16 ? 0xFFFF : tail_mask(left)) : 0;
+                    acc[c] = _mm512_maskz_loadu_ps(m[c], o + i0 + 16 * c);
+                }
+                for (int j = 0; j < nt; ++j) {
+                    const __m512 pv = _mm512_set1_ps(p[j]);
+                    for (int c = 0; c < nv; ++c)
+                        acc[c] = _mm512_fmadd_ps(pv, load16<T>(rows[j], i0 + 16 * c, m[c]), acc[c]);
+                }
+                for (int c = 0; c < nv; ++c) _mm512_mask_storeu_ps(o + i0 + 16 * c, m[c], acc[c]);
+            }
+        }
+    }
     static void scale(float c, float* o, int n) {
         const __m512 cv = _mm512_set1_ps(c);
         for (int i = 0; i < n; i += 16) {
