@@ -61,12 +61,9 @@ ThreadPool::ThreadPool(int n_threads, std::vector<int> cpus)
 }
 
 ThreadPool::~ThreadPool() {
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        stop_.store(true);
-        generation_.fetch_add(1);
-    }
-    cv_.notify_all();
+    stop_.store(true);
+    generation_.fetch_add(1);
+    generation_.notify_all();
     for (auto& t : threads_) t.join();
     if (!caller_cpus_.empty() && std::this_thread::get_id() == caller_) set_thread_cpus(caller_cpus_);
 }
@@ -76,22 +73,24 @@ void ThreadPool::worker(int ith) {
         const int c = cpus_[static_cast<size_t>(ith) % cpus_.size()];
         set_thread_cpus({&c, 1});
     }
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        // Wait for a new generation: spin first, then sleep.
+        // Wait for a new generation: spin first, then sleep on the futex. Registering as
+        // a sleeper before waiting, and run() bumping the generation before looking for
+        // sleepers (both sequentially consistent), means either run() sees this sleeper
+        // and wakes it, or the wait sees the new generation and does not block.
         int spins = 0;
-        while (generation_.load(std::memory_order_acquire) == seen) {
+        uint32_t g;
+        while ((g = generation_.load(std::memory_order_acquire)) == seen) {
             if (++spins < kSpinIters) {
                 LOOM_PAUSE();
                 continue;
             }
-            std::unique_lock<std::mutex> lk(mu_);
             sleepers_.fetch_add(1);
-            cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+            generation_.wait(seen);
             sleepers_.fetch_sub(1);
-            break;
         }
-        seen = generation_.load(std::memory_order_acquire);
+        seen = g;
         if (stop_.load()) return;
         (*job_)(ith, n_threads_);
         pending_.fetch_sub(1, std::memory_order_acq_rel);
@@ -105,12 +104,8 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
     job_ = &fn;
     pending_.store(n_threads_ - 1, std::memory_order_release);
-    {
-        // Publish under the lock so a worker about to sleep cannot miss it.
-        std::lock_guard<std::mutex> lk(mu_);
-        generation_.fetch_add(1, std::memory_order_acq_rel);
-    }
-    if (sleepers_.load() > 0) cv_.notify_all();
+    generation_.fetch_add(1);  // publishes job_ and pending_ (sequentially consistent)
+    if (sleepers_.load() > 0) generation_.notify_all();
     fn(0, n_threads_);
     // Wait for the others: spin briefly, then yield so that a worker waiting for a
     // core (an oversubscribed machine) gets it instead of this thread spinning.

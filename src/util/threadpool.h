@@ -9,7 +9,6 @@
 // runtime's, the loader's and the bench probes' pools alike.
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -47,12 +46,12 @@ private:
     std::thread::id caller_;
     std::vector<std::thread> threads_;
     const std::function<void(int, int)>* job_ = nullptr;
-    alignas(64) std::atomic<uint64_t> generation_{0};
+    // Bumped once per job; sleeping workers wait on it with C++20 atomic wait (a futex:
+    // no lock on the hot path). 32 bits so that the wait is a plain futex word.
+    alignas(64) std::atomic<uint32_t> generation_{0};
     alignas(64) std::atomic<int> pending_{0};
     alignas(64) std::atomic<bool> stop_{false};
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::atomic<int> sleepers_{0};
+    alignas(64) std::atomic<int> sleepers_{0};
 };
 
 // Default thread count: the default pool CPUs when set, else the machine's cores
