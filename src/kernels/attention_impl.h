@@ -2,6 +2,7 @@
 // policy that supplies the vector primitives of one ISA:
 //   template <GgmlType T> static float dot(const float* q, const uint8_t* row, int n);
 //   template <GgmlType T> static void axpy(float p, const uint8_t* row, float* o, int n);  // o += p * row
+// and optionally (used when present, else the loop of dot / axpy calls):
 //   template <GgmlType T> static void scores(const float* q, const uint8_t* const* rows, int nt, int n, float* s);
 //       s[j] = dot(q, rows[j]) for j < nt (SIMD variants share q loads and reductions)
 //   template <GgmlType T> static void accumulate(const float* p, const uint8_t* const* rows, int nt, float* o, int n);
@@ -15,30 +16,10 @@
 #include <math.h>
 
 #include "kernels/attention.h"
+#include "kernels/exp_poly.h"
 
 namespace loom::kernels {
 namespace {
-
-// exp(x) to ~2 ulp (Cephes' expf polynomial after x = n ln2 + r), branch-free so the
-// loop over a tile's scores vectorizes with the file's ISA. Inputs here are <= 0
-// (score - running max); below -87 the result is 2^-126-ish, i.e. negligible.
-inline float exp_tile(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const float y = p * r * r + r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-    float scale;
-    __builtin_memcpy(&scale, &bits, 4);
-    return y * scale;
-}
 
 // One tile for query head qi: scores, running max and sum, rescale, accumulate.
 template <class Ops, GgmlType KT, GgmlType VT>
@@ -48,7 +29,10 @@ inline void tile_step(const AttnArgs& a, int qi, const uint8_t* const* krows, co
     float s[kAttnTile], e[kAttnTile];
     const float* q = a.q + qi * a.q_stride;
     float* o = a.out + qi * a.out_stride;
-    Ops::template scores<KT>(q, krows, nt, hd, s);
+    if constexpr (requires { Ops::template scores<KT>(q, krows, nt, hd, s); })
+        Ops::template scores<KT>(q, krows, nt, hd, s);
+    else
+        for (int j = 0; j < nt; ++j) s[j] = Ops::template dot<KT>(q, krows[j], hd);
     for (int j = 0; j < nt; ++j) s[j] *= a.scale;
     if (a.softcap > 0)
         for (int j = 0; j < nt; ++j) s[j] = a.softcap * tanhf(s[j] / a.softcap);
@@ -56,12 +40,15 @@ inline void tile_step(const AttnArgs& a, int qi, const uint8_t* const* krows, co
     for (int j = 0; j < nt; ++j) mt = s[j] > mt ? s[j] : mt;
     const float mn = mt > m[qi] ? mt : m[qi];
     if (mn == -INFINITY) return;  // only possible with non-finite keys
-    const float c = m[qi] == -INFINITY ? 0.0f : exp_tile(m[qi] - mn);  // 0 on the first tile
+    const float c = m[qi] == -INFINITY ? 0.0f : exp_poly(m[qi] - mn);  // 0 on the first tile
     l[qi] *= c;
     if (c != 1.0f) Ops::scale(c, o, hd);
-    for (int j = 0; j < nt; ++j) e[j] = exp_tile(s[j] - mn);
+    for (int j = 0; j < nt; ++j) e[j] = exp_poly(s[j] - mn);
     for (int j = 0; j < nt; ++j) l[qi] += e[j];
-    Ops::template accumulate<VT>(e, vrows, nt, o, hd);
+    if constexpr (requires { Ops::template accumulate<VT>(e, vrows, nt, o, hd); })
+        Ops::template accumulate<VT>(e, vrows, nt, o, hd);
+    else
+        for (int j = 0; j < nt; ++j) Ops::template axpy<VT>(e[j], vrows[j], o, hd);
     m[qi] = mn;
 }
 
@@ -109,18 +96,6 @@ void attend(const AttnArgs& a) {
 
 // Q8_0 block: fp16 scale, then 32 int8 codes.
 constexpr int kQ8Block = 34;
-
-// scores() as nt dot calls, for Ops without a blocked one.
-template <class Ops, GgmlType T>
-inline void scores_by_dot(const float* q, const uint8_t* const* rows, int nt, int n, float* s) {
-    for (int j = 0; j < nt; ++j) s[j] = Ops::template dot<T>(q, rows[j], n);
-}
-
-// accumulate() as nt axpy calls, for Ops without a register-blocked one.
-template <class Ops, GgmlType T>
-inline void accumulate_by_axpy(const float* p, const uint8_t* const* rows, int nt, float* o, int n) {
-    for (int j = 0; j < nt; ++j) Ops::template axpy<T>(p[j], rows[j], o, n);
-}
 
 }  // namespace
 }  // namespace loom::kernels

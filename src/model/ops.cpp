@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/exp_poly.h"
 #include "kernels/kernels.h"
 #include "quant/formats.h"
 #include "runtime/kv_cache.h"
@@ -27,26 +28,6 @@ namespace loom::ops {
 
 namespace {
 
-// exp(x) to ~2 ulp (Cephes' expf polynomial), branch-free so that loops vectorize:
-// x = n ln2 + r, |r| <= ln2/2, exp(x) = 2^n * P(r). Inputs are clamped to [-87, 88].
-inline float exp_poly(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const float y = p * r * r + r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-    float scale;
-    __builtin_memcpy(&scale, &bits, 4);
-    return y * scale;
-}
-
 LOOM_CLONES void rmsnorm_row(const float* x, const float* w, float* y, int n, float eps) {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
@@ -59,7 +40,7 @@ LOOM_CLONES void rmsnorm_row(const float* x, const float* w, float* y, int n, fl
 }
 
 LOOM_CLONES void silu_mul_range(float* g, const float* u, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + exp_poly(-g[i])) * u[i];
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + kernels::exp_poly(-g[i])) * u[i];
 }
 
 LOOM_CLONES void gelu_tanh_mul_range(float* g, const float* u, int64_t n) {
@@ -69,7 +50,7 @@ LOOM_CLONES void gelu_tanh_mul_range(float* g, const float* u, int64_t n) {
         const float x = g[i];
         // 0.5 x (1 + tanh(z)) = x * sigmoid(2z) = x / (1 + exp(-2z))
         const float z = kSqrt2OverPi * x * (1.0f + kCoef * x * x);
-        g[i] = x / (1.0f + exp_poly(-2.0f * z)) * u[i];
+        g[i] = x / (1.0f + kernels::exp_poly(-2.0f * z)) * u[i];
     }
 }
 

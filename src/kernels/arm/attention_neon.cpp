@@ -89,14 +89,6 @@ struct NeonOps {
             for (; i < n; ++i) o[i] += p * load1<T>(row, i);
         }
     }
-    template <GgmlType T>
-    static void scores(const float* q, const uint8_t* const* rows, int nt, int n, float* s) {
-        scores_by_dot<NeonOps, T>(q, rows, nt, n, s);
-    }
-    template <GgmlType T>
-    static void accumulate(const float* p, const uint8_t* const* rows, int nt, float* o, int n) {
-        accumulate_by_axpy<NeonOps, T>(p, rows, nt, o, n);
-    }
     static void scale(float c, float* o, int n) {
         int i = 0;
         for (; i + 4 <= n; i += 4) vst1q_f32(o + i, vmulq_n_f32(vld1q_f32(o + i), c));

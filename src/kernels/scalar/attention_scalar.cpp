@@ -37,14 +37,6 @@ struct ScalarOps {
     static void axpy(float p, const uint8_t* row, float* o, int n) {
         for (int i = 0; i < n; ++i) o[i] += p * at<T>(row, i);
     }
-    template <GgmlType T>
-    static void scores(const float* q, const uint8_t* const* rows, int nt, int n, float* s) {
-        scores_by_dot<ScalarOps, T>(q, rows, nt, n, s);
-    }
-    template <GgmlType T>
-    static void accumulate(const float* p, const uint8_t* const* rows, int nt, float* o, int n) {
-        accumulate_by_axpy<ScalarOps, T>(p, rows, nt, o, n);
-    }
     static void scale(float c, float* o, int n) {
         for (int i = 0; i < n; ++i) o[i] *= c;
     }

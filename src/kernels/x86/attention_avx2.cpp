@@ -85,14 +85,6 @@ struct Avx2Ops {
             for (; i < n; ++i) o[i] += p * load1<T>(row, i);
         }
     }
-    template <GgmlType T>
-    static void scores(const float* q, const uint8_t* const* rows, int nt, int n, float* s) {
-        scores_by_dot<Avx2Ops, T>(q, rows, nt, n, s);
-    }
-    template <GgmlType T>
-    static void accumulate(const float* p, const uint8_t* const* rows, int nt, float* o, int n) {
-        accumulate_by_axpy<Avx2Ops, T>(p, rows, nt, o, n);
-    }
     static void scale(float c, float* o, int n) {
         const __m256 cv = _mm256_set1_ps(c);
         int i = 0;
