@@ -12,6 +12,7 @@
 
 #include "avxvnni_emulation.h"
 #include "kernels/kernels.h"
+#include "kernel_test_util.h"
 #include "kernels/scalar/scalar.h"
 #include "kernels/x86/x86_kernels.h"
 #include "quant/formats.h"
@@ -89,34 +90,8 @@ TEST(KernelsAvxVnniEmulated, EmulationMatchesVpdpbusd) {
                 vex ? ", VEX VPDPBUSD" : "");
 }
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.0f, scale);
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(rng);
-    return v;
-}
-
-// Kernel k on (n_out x n_in) plain weights and T rows of X, buffers `misalign` bytes
-// off alignment, output rows split in n_splits calls (as kernels_test.cpp).
-std::vector<float> run(const MatmulKernel& k, const std::vector<uint8_t>& plain, int64_t n_out, int64_t n_in,
-                       const float* X, int64_t T, int misalign, int n_splits) {
-    std::vector<uint8_t> wbuf(k.packed_size(n_out, n_in) + 64);
-    uint8_t* w = wbuf.data() + misalign;
-    if (k.pack) k.pack(plain.data(), w, n_out, n_in);
-    else std::memcpy(w, plain.data(), plain.size());
-    const size_t arb = row_bytes(k.act_type, n_in);
-    std::vector<uint8_t> abuf(arb * T + 64);
-    uint8_t* a = abuf.data() + misalign;
-    for (int64_t t = 0; t < T; ++t) k.quantize(X + t * n_in, a + t * arb, n_in);
-    std::vector<float> y(static_cast<size_t>(T) * n_out, NAN);
-    const int64_t rg = k.row_group, n_groups = (n_out + rg - 1) / rg;
-    for (int s = 0; s < n_splits; ++s) {
-        const int64_t g0 = n_groups * s / n_splits, g1 = n_groups * (s + 1) / n_splits;
-        if (g0 < g1) k.matmul(w, a, arb, y.data(), n_out, n_in, n_out, g0 * rg, std::min(n_out, g1 * rg), T);
-    }
-    return y;
-}
+using loom::kernels::test::random_floats;
+using loom::kernels::test::run;
 
 TEST(KernelsAvxVnniEmulated, EqualsScalarReferenceBitExact) {
     if (!has(x86::kAvx2Features)) GTEST_SKIP() << "needs AVX2, FMA and F16C";
