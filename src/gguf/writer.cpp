@@ -4,7 +4,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <system_error>
+
+#include <unistd.h>
 
 #include "gguf/gguf.h"
 
@@ -202,7 +205,10 @@ void Writer::emit(const std::function<void(const void*, size_t)>& out,
 
 void Writer::write(const std::string& path,
                    const std::function<void(uint64_t, uint64_t)>& progress) const {
-    const std::string tmp = path + ".tmp";
+    // A temporary name of this process's own, then an atomic rename: two processes
+    // writing the same file (tests run in parallel, two `loom bench` making the same
+    // synthetic model) never write into each other's half-done file.
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     auto sys_error = [](const std::string& file, const char* what) {
         return Error(file + ": " + what + ": " + std::system_category().message(errno));
     };

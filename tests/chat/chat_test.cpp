@@ -1,5 +1,7 @@
 // Chat templates: exact rendered strings and token ids for a 3-turn conversation
 // with a system message, per family; multi-turn sessions keep history in the cache.
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "chat/chat.h"
@@ -94,7 +96,7 @@ TEST(ChatTemplate, Phi3TokenIds) {
 
 std::string tiny_model() {
     static const std::string p = [] {
-        const std::string path = ::testing::TempDir() + "/loom_chat_tiny.gguf";
+        const std::string path = ::testing::TempDir() + "/loom_chat_tiny." + std::to_string(::getpid()) + ".gguf";
         synth_write("tiny", path, {});
         return path;
     }();

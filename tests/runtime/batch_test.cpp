@@ -1,4 +1,6 @@
 // Batched decoding: sequences decoded together give the same logits as alone.
+#include <unistd.h>
+
 #include <filesystem>
 #include <random>
 
@@ -14,7 +16,7 @@ namespace {
 
 std::string tiny_model() {
     static const std::string path = [] {
-        const std::string p = ::testing::TempDir() + "/loom_runtime_tiny.gguf";
+        const std::string p = ::testing::TempDir() + "/loom_runtime_tiny." + std::to_string(::getpid()) + ".gguf";
         SynthOptions o;
         o.type = GgmlType::Q8_0;
         synth_write("tiny", p, o);
