@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cmath>
+#include <span>
 
 #include "runtime/kv_cache.h"
 #include "util/threadpool.h"
@@ -26,9 +27,20 @@ std::vector<int> layer_windows(const Model& m) {
 void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const {
     const Hparams& h = hp_;
     const int T = plan.n_tokens(), d = h.n_embd;
-    std::vector<float> x(size_t(T) * d), xn(size_t(T) * d), y(size_t(T) * d), q(size_t(T) * h.q_dim()),
-        k(size_t(T) * h.kv_dim()), v(size_t(T) * h.kv_dim()), att(size_t(T) * h.q_dim()),
-        g(size_t(T) * h.n_ff), u(size_t(T) * h.n_ff);
+    // Activations live in per-thread buffers that only grow: a 512-token prompt needs
+    // tens of MB, which fresh vectors would fault in and zero on every call.
+    struct Scratch {
+        std::vector<float> buf;
+        std::span<float> take(size_t n) {
+            if (buf.size() < n) buf.resize(n);
+            return {buf.data(), n};
+        }
+    };
+    thread_local Scratch s_x, s_xn, s_y, s_q, s_k, s_v, s_att, s_g, s_u;
+    const auto x = s_x.take(size_t(T) * d), xn = s_xn.take(size_t(T) * d), y = s_y.take(size_t(T) * d),
+               q = s_q.take(size_t(T) * h.q_dim()), k = s_k.take(size_t(T) * h.kv_dim()),
+               v = s_v.take(size_t(T) * h.kv_dim()), att = s_att.take(size_t(T) * h.q_dim()),
+               g = s_g.take(size_t(T) * h.n_ff), u = s_u.take(size_t(T) * h.n_ff);
     const ops::RopeTable rope = ops::rope_table(plan.pos, h.n_rot, h.rope_theta, rope_factors(plan), opt_.rope_attn_factor);
     const float q_scale = h.query_scale > 0 ? h.query_scale : 1.0f / std::sqrt(float(h.head_dim));
 
