@@ -32,18 +32,27 @@ void pack_legacy(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in,
     const size_t main = qbytes * static_cast<size_t>(R), gs = group_bytes(nb, main, R);
     const size_t rb = block_bytes * static_cast<size_t>(nb);
     uint8_t* dst = align64(dst0);
+    const uint32_t mask32 = 0x01010101u * xor_mask;
+    const size_t scales = static_cast<size_t>(nb) * 2 * static_cast<size_t>(R);
     for (int64_t g = 0; g < ng; ++g) {
         uint8_t* G = dst + g * gs;
-        std::memset(G, 0, gs);
         uint8_t* S = G + nb * main;
+        // A full group writes every byte but the scale area's padding; the last,
+        // partial group is zeroed whole (its missing rows stay zero).
+        if ((g + 1) * R <= n_out) std::memset(S + scales, 0, gs - nb * main - scales);
+        else std::memset(G, 0, gs);
         for (int r = 0; r < R && g * R + r < n_out; ++r) {
             const uint8_t* row = src + static_cast<size_t>(g * R + r) * rb;
             for (int64_t b = 0; b < nb; ++b) {
                 const uint8_t* blk = row + b * block_bytes;
                 std::memcpy(S + b * 2 * R + 2 * r, blk, 2);
-                uint8_t* M = G + b * main;
-                for (size_t c = 0; c < qbytes / 4; ++c)
-                    for (int i = 0; i < 4; ++i) M[c * 4 * R + 4 * r + i] = blk[2 + 4 * c + i] ^ xor_mask;
+                uint8_t* M = G + b * main + 4 * r;
+                for (size_t c = 0; c < qbytes / 4; ++c) {
+                    uint32_t w;
+                    std::memcpy(&w, blk + 2 + 4 * c, 4);
+                    w ^= mask32;
+                    std::memcpy(M + c * 4 * R, &w, 4);
+                }
             }
         }
     }
