@@ -46,6 +46,7 @@ static uint32_t detect() {
     if (hw & (1ul << 22)) f |= kSVE;              // HWCAP_SVE
     if (hw2 & (1ul << 1)) f |= kSVE2;             // HWCAP2_SVE2
     if (hw2 & (1ul << 13)) f |= kI8MM;            // HWCAP2_I8MM
+    if (hw2 & (1ul << 9)) f |= kSVEI8MM;          // HWCAP2_SVEI8MM (SMMLA on SVE registers)
 #endif
     return f;
 }
@@ -69,7 +70,8 @@ std::string feature_names(uint32_t f) {
     static const std::pair<uint32_t, const char*> names[] = {
         {kAVX2, "avx2"}, {kFMA, "fma"}, {kF16C, "f16c"}, {kAVXVNNI, "avxvnni"}, {kAVX512F, "avx512f"},
         {kAVX512BW, "avx512bw"}, {kAVX512VL, "avx512vl"}, {kAVX512VNNI, "avx512vnni"}, {kNEON, "neon"},
-        {kDOTPROD, "dotprod"}, {kI8MM, "i8mm"}, {kSVE, "sve"}, {kSVE2, "sve2"}};
+        {kDOTPROD, "dotprod"}, {kI8MM, "i8mm"}, {kSVE, "sve"}, {kSVE2, "sve2"},
+        {kSVEI8MM, "svei8mm"}};
     std::string s;
     for (auto [bit, name] : names)
         if (f & bit) {

@@ -31,7 +31,7 @@ namespace loom::kernels {
 enum Feature : uint32_t {
     kAVX2 = 1u << 0, kFMA = 1u << 1, kF16C = 1u << 2, kAVXVNNI = 1u << 3,
     kAVX512F = 1u << 4, kAVX512BW = 1u << 5, kAVX512VL = 1u << 6, kAVX512VNNI = 1u << 7,
-    kNEON = 1u << 8, kDOTPROD = 1u << 9, kI8MM = 1u << 10, kSVE = 1u << 11, kSVE2 = 1u << 12,
+    kNEON = 1u << 8, kDOTPROD = 1u << 9, kI8MM = 1u << 10, kSVE = 1u << 11, kSVE2 = 1u << 12, kSVEI8MM = 1u << 13,
 };
 uint32_t cpu_features();                 // cpuid + xgetbv / getauxval HWCAPs
 int sve_vector_bits();                   // 0 without SVE

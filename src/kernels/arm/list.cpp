@@ -11,7 +11,7 @@ namespace loom::kernels {
 std::span<const MatmulKernel* const> arm_kernels() {
 #if defined(__aarch64__)
     static const MatmulKernel* const list[] = {
-        &arm::kMatmulQ4_0x8x8Sve,      // kSVE | kI8MM (+ kDOTPROD, kNEON)
+        &arm::kMatmulQ4_0x8x8Sve,      // kSVE | kSVEI8MM | kI8MM (+ kDOTPROD, kNEON)
         &arm::kMatmulQ4_0x4x8I8mm,     // kI8MM (+ kDOTPROD, kNEON)
         &arm::kMatmulQ4_0x4x4Dotprod,  // kDOTPROD (+ kNEON)
         &arm::kMatmulQ8_0x4x8I8mm,

@@ -162,7 +162,7 @@ void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
 }  // namespace
 
 const MatmulKernel kMatmulQ4_0x8x8Sve = {
-    "matmul_f32_q4_0x8x8_q8_0_sve", "sve", kNEON | kDOTPROD | kI8MM | kSVE, GgmlType::Q4_0, GgmlType::Q8_0,
+    "matmul_f32_q4_0x8x8_q8_0_sve", "sve", kNEON | kDOTPROD | kI8MM | kSVE | kSVEI8MM, GgmlType::Q4_0, GgmlType::Q8_0,
     kRows, size_q4_0, pack_q4_0, quantize_q8_0_neon, matmul};
 
 }  // namespace loom::kernels::arm
