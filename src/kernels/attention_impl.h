@@ -17,6 +17,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/exp_poly.h"
+#include "quant/formats.h"
 
 namespace loom::kernels {
 namespace {
@@ -96,6 +97,30 @@ void attend(const AttnArgs& a) {
 
 // Q8_0 block: fp16 scale, then 32 int8 codes.
 constexpr int kQ8Block = 34;
+
+inline float q8_scale(const uint8_t* block) {
+    uint16_t d;
+    __builtin_memcpy(&d, block, 2);
+    return quant::fp16_to_f32(d);
+}
+
+// Element i of a cache row of type T in plain C++: the scalar reference reads rows
+// with it, the SIMD variants their last elements.
+template <GgmlType T>
+inline float row_at(const uint8_t* row, int i) {
+    if constexpr (T == GgmlType::F32) {
+        float x;
+        __builtin_memcpy(&x, row + 4 * i, 4);
+        return x;
+    } else if constexpr (T == GgmlType::F16) {
+        uint16_t h;
+        __builtin_memcpy(&h, row + 2 * i, 2);
+        return quant::fp16_to_f32(h);
+    } else {
+        const uint8_t* b = row + (i / 32) * kQ8Block;
+        return q8_scale(b) * static_cast<float>(static_cast<int8_t>(b[2 + i % 32]));
+    }
+}
 
 }  // namespace
 }  // namespace loom::kernels

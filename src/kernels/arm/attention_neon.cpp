@@ -20,23 +20,6 @@ inline float32x4_t load4(const uint8_t* row, int i) {
         return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(row) + i)));
     }
 }
-template <GgmlType T>
-inline float load1(const uint8_t* row, int i) {
-    if constexpr (T == GgmlType::F32) {
-        float x;
-        std::memcpy(&x, row + 4 * i, 4);
-        return x;
-    } else {
-        uint16_t h;
-        std::memcpy(&h, row + 2 * i, 2);
-        return quant::fp16_to_f32(h);
-    }
-}
-inline float q8_scale(const uint8_t* b) {
-    uint16_t d;
-    std::memcpy(&d, b, 2);
-    return quant::fp16_to_f32(d);
-}
 // 16 int8 codes as four float vectors.
 inline void q8_16(const uint8_t* qs, float32x4_t out[4]) {
     const int8x16_t v = vld1q_s8(reinterpret_cast<const int8_t*>(qs));
@@ -69,7 +52,7 @@ struct NeonOps {
             }
             for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vld1q_f32(q + i), load4<T>(row, i));
             float s = vaddvq_f32(vaddq_f32(a0, a1));
-            for (; i < n; ++i) s += q[i] * load1<T>(row, i);
+            for (; i < n; ++i) s += q[i] * row_at<T>(row, i);
             return s;
         }
     }
@@ -86,7 +69,7 @@ struct NeonOps {
         } else {
             int i = 0;
             for (; i + 4 <= n; i += 4) vst1q_f32(o + i, vfmaq_n_f32(vld1q_f32(o + i), load4<T>(row, i), p));
-            for (; i < n; ++i) o[i] += p * load1<T>(row, i);
+            for (; i < n; ++i) o[i] += p * row_at<T>(row, i);
         }
     }
     static void scale(float c, float* o, int n) {

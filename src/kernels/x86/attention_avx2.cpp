@@ -18,19 +18,7 @@ inline __m256 load8(const uint8_t* row, int i) {
         return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
     }
 }
-template <GgmlType T>
-inline float load1(const uint8_t* row, int i) {
-    if constexpr (T == GgmlType::F32) {
-        float x;
-        std::memcpy(&x, row + 4 * i, 4);
-        return x;
-    } else {
-        uint16_t h;
-        std::memcpy(&h, row + 2 * i, 2);
-        return _cvtsh_ss(h);
-    }
-}
-inline float q8_scale(const uint8_t* b) {
+inline float q8_scale_f16c(const uint8_t* b) {  // VCVTPH2PS, not a library call
     uint16_t d;
     std::memcpy(&d, b, 2);
     return _cvtsh_ss(d);
@@ -54,7 +42,7 @@ struct Avx2Ops {
                 t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8), q8_8(row + 10), t);
                 t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16), q8_8(row + 18), t);
                 t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 24), q8_8(row + 26), t);
-                a0 = _mm256_fmadd_ps(t, _mm256_set1_ps(q8_scale(row)), a0);
+                a0 = _mm256_fmadd_ps(t, _mm256_set1_ps(q8_scale_f16c(row)), a0);
             }
             return hsum(a0);
         } else {
@@ -65,7 +53,7 @@ struct Avx2Ops {
             }
             for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8<T>(row, i), a0);
             float s = hsum(_mm256_add_ps(a0, a1));
-            for (; i < n; ++i) s += q[i] * load1<T>(row, i);
+            for (; i < n; ++i) s += q[i] * row_at<T>(row, i);
             return s;
         }
     }
@@ -73,7 +61,7 @@ struct Avx2Ops {
     static void axpy(float p, const uint8_t* row, float* o, int n) {
         if constexpr (T == GgmlType::Q8_0) {
             for (int b = 0; b < n / 32; ++b, row += kQ8Block, o += 32) {
-                const __m256 pd = _mm256_set1_ps(p * q8_scale(row));
+                const __m256 pd = _mm256_set1_ps(p * q8_scale_f16c(row));
                 for (int c = 0; c < 4; ++c)
                     _mm256_storeu_ps(o + 8 * c, _mm256_fmadd_ps(pd, q8_8(row + 2 + 8 * c), _mm256_loadu_ps(o + 8 * c)));
             }
@@ -82,7 +70,7 @@ struct Avx2Ops {
             int i = 0;
             for (; i + 8 <= n; i += 8)
                 _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, load8<T>(row, i), _mm256_loadu_ps(o + i)));
-            for (; i < n; ++i) o[i] += p * load1<T>(row, i);
+            for (; i < n; ++i) o[i] += p * row_at<T>(row, i);
         }
     }
     static void scale(float c, float* o, int n) {

@@ -26,7 +26,7 @@ inline __m512 load16(const uint8_t* row, int i, __mmask16 m = 0xFFFF) {
     }
 }
 
-inline float q8_scale(const uint8_t* b) {
+inline float q8_scale_f16c(const uint8_t* b) {  // VCVTPH2PS, not a library call
     uint16_t d;
     std::memcpy(&d, b, 2);
     return _cvtsh_ss(d);
@@ -43,7 +43,7 @@ struct Avx512Ops {
             for (int b = 0; b < n / 32; ++b, row += kQ8Block, q += 32) {
                 const __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16), q8_16(row + 18),
                                                  _mm512_mul_ps(_mm512_loadu_ps(q), q8_16(row + 2)));
-                a0 = _mm512_fmadd_ps(t, _mm512_set1_ps(q8_scale(row)), a0);
+                a0 = _mm512_fmadd_ps(t, _mm512_set1_ps(q8_scale_f16c(row)), a0);
             }
         } else {
             int i = 0;
@@ -62,7 +62,7 @@ struct Avx512Ops {
     static void axpy(float p, const uint8_t* row, float* o, int n) {
         if constexpr (T == GgmlType::Q8_0) {
             for (int b = 0; b < n / 32; ++b, row += kQ8Block, o += 32) {
-                const __m512 pd = _mm512_set1_ps(p * q8_scale(row));
+                const __m512 pd = _mm512_set1_ps(p * q8_scale_f16c(row));
                 _mm512_storeu_ps(o, _mm512_fmadd_ps(pd, q8_16(row + 2), _mm512_loadu_ps(o)));
                 _mm512_storeu_ps(o + 16, _mm512_fmadd_ps(pd, q8_16(row + 18), _mm512_loadu_ps(o + 16)));
             }
@@ -109,7 +109,7 @@ struct Avx512Ops {
                 __m512 o0 = _mm512_loadu_ps(o + 32 * b), o1 = _mm512_loadu_ps(o + 32 * b + 16);
                 for (int j = 0; j < nt; ++j) {
                     const uint8_t* blk = rows[j] + b * kQ8Block;
-                    const __m512 pd = _mm512_set1_ps(p[j] * q8_scale(blk));
+                    const __m512 pd = _mm512_set1_ps(p[j] * q8_scale_f16c(blk));
                     o0 = _mm512_fmadd_ps(pd, q8_16(blk + 2), o0);
                     o1 = _mm512_fmadd_ps(pd, q8_16(blk + 18), o1);
                 }
