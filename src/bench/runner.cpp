@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "bench/bench.h"
-#include "model/decoder.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
 
@@ -106,7 +105,7 @@ ModelCost model_cost(const Model& model, const std::string& cache_type_k, const 
         c.head_bytes = static_cast<double>(head->n_bytes);
     }
     if (embd && embd->n_rows() > 0) c.embd_row_bytes = static_cast<double>(embd->n_bytes) / embd->n_rows();
-    const std::vector<int> windows = layer_windows(model);
+    const std::vector<int> windows = model.layer_windows();
     const auto one = KvCache::read_bytes(windows, 1, hp.kv_dim(), KvCache::parse_type(cache_type_k),
                                          KvCache::parse_type(cache_type_v));
     c.kv_bytes_per_cell = static_cast<double>(one.full);

@@ -17,10 +17,9 @@ void DecoderModel::load_embeddings_and_head() {
     if (!output_) output_ = matrix("token_embd.weight", h.n_embd, h.n_vocab);  // tied embeddings
 }
 
-std::vector<int> layer_windows(const Model& m) {
-    std::vector<int> w(static_cast<size_t>(m.hparams().n_layer), 0);
-    if (const auto* d = dynamic_cast<const DecoderModel*>(&m))
-        for (size_t l = 0; l < w.size(); ++l) w[l] = d->layer_window(static_cast<int>(l));
+std::vector<int> DecoderModel::layer_windows() const {
+    std::vector<int> w;
+    for (const DecoderLayer& L : layers_) w.push_back(L.window);
     return w;
 }
 

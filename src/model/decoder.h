@@ -28,7 +28,7 @@ struct DecoderOptions {
 class DecoderModel : public Model {
 public:
     void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const override;
-    int layer_window(int l) const { return layers_[l].window; }
+    std::vector<int> layer_windows() const override;
 
 protected:
     using Model::Model;
@@ -43,10 +43,5 @@ protected:
     std::vector<float> out_norm_;
     std::vector<DecoderLayer> layers_;
 };
-
-// Each layer's sliding attention window (0 = full context): what the KV cache
-// needs to give window layers a bounded pool of their own. All 0 for a model that
-// is not a DecoderModel.
-std::vector<int> layer_windows(const Model& m);
 
 }  // namespace loom

@@ -97,6 +97,9 @@ public:
     // Computes plan.out_rows' logits into `logits` ([out_rows][n_vocab]); writes
     // the batch's keys and values into kv at the cells of plan.streams.
     virtual void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const = 0;
+    // Each layer's sliding attention window (0 = full context): the KV cache gives
+    // window layers a bounded pool of their own.
+    virtual std::vector<int> layer_windows() const { return std::vector<int>(static_cast<size_t>(hp_.n_layer), 0); }
 
 protected:
     explicit Model(std::unique_ptr<gguf::File> f);

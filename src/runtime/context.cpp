@@ -4,7 +4,6 @@
 #include <map>
 #include <string>
 
-#include "model/decoder.h"
 
 namespace loom {
 
@@ -17,7 +16,7 @@ KvCache make_cache(const Model& model, const ContextParams& p) {
     if (p.n_batch <= 0) throw std::invalid_argument("batch size (n_batch) must be positive");
     if (p.n_seq_max <= 0) throw std::invalid_argument("the sequence limit (n_seq_max) must be positive");
     const Hparams& h = model.hparams();
-    const std::vector<int> windows = layer_windows(model);
+    const std::vector<int> windows = model.layer_windows();
     const int window = windows.empty() ? 0 : *std::max_element(windows.begin(), windows.end());
     const int64_t n_window = std::min<int64_t>(p.n_ctx, int64_t(p.n_seq_max) * window + p.n_batch);
     return KvCache(h.n_layer, p.n_ctx, h.kv_dim(), p.type_k, p.type_v, windows, static_cast<int>(n_window));

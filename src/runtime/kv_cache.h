@@ -52,7 +52,7 @@ public:
     // Keys and values one token of a sequence at context length L (cached positions,
     // its own included) reads, split by layer kind: a full layer reads L rows of each,
     // a window layer min(L, window). layer_window as for the constructor
-    // (DecoderModel's layer_windows()).
+    // (Model::layer_windows()).
     struct ReadBytes {
         uint64_t full = 0, window = 0;
         uint64_t total() const { return full + window; }

@@ -124,7 +124,7 @@ TEST(Window, CacheOfWindowLayersIsBoundedByTheWindow) {
     auto model = Model::load(gemma2_tiny().string());
     const Hparams& h = model->hparams();
     ASSERT_EQ(h.sliding_window, 8);
-    const std::vector<int> windows = layer_windows(*model);
+    const std::vector<int> windows = model->layer_windows();
     const int n_window_layers = static_cast<int>(std::count_if(windows.begin(), windows.end(), [](int w) { return w > 0; }));
     ASSERT_EQ(n_window_layers, h.n_layer / 2);  // even layers
     const size_t cell = KvCache::cell_bytes(1, h.kv_dim(), GgmlType::F16, GgmlType::F16);
