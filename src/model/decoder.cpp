@@ -23,6 +23,23 @@ std::vector<int> DecoderModel::layer_windows() const {
     return w;
 }
 
+DecoderLayer DecoderModel::load_layer(int i) {
+    const Hparams& h = hp_;
+    const int d = h.n_embd;
+    const std::string p = "blk." + std::to_string(i) + ".";
+    DecoderLayer L;
+    L.attn_norm = vector(p + "attn_norm.weight", d);
+    L.wq = matrix(p + "attn_q.weight", d, h.q_dim());
+    L.wk = matrix(p + "attn_k.weight", d, h.kv_dim());
+    L.wv = matrix(p + "attn_v.weight", d, h.kv_dim());
+    L.wo = matrix(p + "attn_output.weight", h.q_dim(), d);
+    L.ffn_norm = vector(p + "ffn_norm.weight", d);
+    L.gate = matrix(p + "ffn_gate.weight", d, h.n_ff);
+    L.up = matrix(p + "ffn_up.weight", d, h.n_ff);
+    L.down = matrix(p + "ffn_down.weight", h.n_ff, d);
+    return L;
+}
+
 void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const {
     const Hparams& h = hp_;
     const int T = plan.n_tokens(), d = h.n_embd;

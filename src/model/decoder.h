@@ -35,6 +35,9 @@ protected:
     // token_embd (unpacked, for lookups), output_norm, and output.weight or, when
     // absent, the tied embedding packed for the head.
     void load_embeddings_and_head();
+    // Block i as separate tensors: attn_norm, attn_q/k/v/output, ffn_norm and
+    // ffn_gate/up/down (Llama, Gemma 2); architectures add what they have beyond it.
+    DecoderLayer load_layer(int i);
     // RoPE frequency factors for this batch (nullptr = none).
     virtual const float* rope_factors(const BatchPlan&) const { return nullptr; }
 

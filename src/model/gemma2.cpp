@@ -26,17 +26,8 @@ public:
         load_embeddings_and_head();
         for (int i = 0; i < h.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
-            DecoderLayer L;
-            L.attn_norm = vector(p + "attn_norm.weight", d);
-            L.wq = matrix(p + "attn_q.weight", d, h.q_dim());
-            L.wk = matrix(p + "attn_k.weight", d, h.kv_dim());
-            L.wv = matrix(p + "attn_v.weight", d, h.kv_dim());
-            L.wo = matrix(p + "attn_output.weight", h.q_dim(), d);
+            DecoderLayer L = load_layer(i);
             L.post_attn_norm = vector(p + "post_attention_norm.weight", d);
-            L.ffn_norm = vector(p + "ffn_norm.weight", d);
-            L.gate = matrix(p + "ffn_gate.weight", d, h.n_ff);
-            L.up = matrix(p + "ffn_up.weight", d, h.n_ff);
-            L.down = matrix(p + "ffn_down.weight", h.n_ff, d);
             L.post_ffn_norm = vector(p + "post_ffw_norm.weight", d);
             L.window = i % 2 == 0 ? h.sliding_window : 0;
             layers_.push_back(std::move(L));
