@@ -1,7 +1,7 @@
 // The attention kernel table and its run-time selection.
 #include "kernels/attention.h"
 
-#include <string>
+#include <string_view>
 
 #include "kernels/kernels.h"
 
@@ -33,12 +33,13 @@ std::span<const AttentionKernel* const> attention_kernels() {
 const AttentionKernel& select_attention(uint32_t features) {
     // A forced matmul ISA maps to the attention variant its CPUs run: AVX-VNNI CPUs
     // have AVX2; every Arm ISA has NEON.
-    std::string isa = forced_isa();
+    // Called once per layer and step: no string copies.
+    std::string_view isa = forced_isa();
     if (isa == "avxvnni") isa = "avx2";
     if (isa == "dotprod" || isa == "i8mm" || isa == "sve") isa = "neon";
     for (auto* k : attention_kernels()) {
         if ((k->features & features) != k->features) continue;
-        if (!isa.empty() && isa != k->isa && std::string(k->isa) != "scalar") continue;
+        if (!isa.empty() && isa != k->isa && std::string_view(k->isa) != "scalar") continue;
         return *k;
     }
     return scalar::kAttention;
