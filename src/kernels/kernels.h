@@ -11,7 +11,10 @@
 //     acc = fmaf((float)isum_b, d_w[b] * d_a[b], acc)          (acc starts at 0.0f)
 // where isum_b is the exact integer dot product of block b (for Q4_0 the weight codes
 // are q - 8; for Q6_K, isum_b = sum over the 16 sub-blocks of scale_j * <q6_j, q8_j>,
-// with q6 in -32..31). y[t][o] = acc. No other rounding step is allowed, so a GEMM
+// with q6 in -32..31; for Q4_K / Q5_K, isum_b = sum over the 8 sub-blocks of
+// sc_j * <q_j, a_j> with codes 0..15 / 0..31, then a second step
+// acc = fmaf((float)(-msum_b), dmin_w[b] * d_a[b], acc) with the exact
+// msum_b = sum_j m_j * (bsum_2j + bsum_2j+1)). y[t][o] = acc. No other rounding step is allowed, so a GEMM
 // over many rows equals the GEMV of each row, exactly.
 #pragma once
 #include <cstddef>
@@ -43,7 +46,7 @@ struct MatmulKernel {
     const char* name;        // contract name (see above)
     const char* isa;         // "scalar", "avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm", "sve"
     uint32_t features;       // all required
-    GgmlType wtype;          // weight type in the file: Q4_0, Q8_0 or Q6_K
+    GgmlType wtype;          // weight type in the file: Q4_0, Q8_0, Q4_K, Q5_K or Q6_K
     GgmlType act_type;       // Q8_0 or Q8_K
     int row_group;           // output rows packed together (1 = plain rows)
     // Bytes of the packed tensor (the last group zero-padded to row_group rows).

@@ -17,6 +17,8 @@ std::span<const MatmulKernel* const> all_kernels() {
         for (auto* k : arm_kernels()) t.push_back(k);
         t.push_back(&kMatmulQ4_0Scalar);
         t.push_back(&kMatmulQ8_0Scalar);
+        t.push_back(&kMatmulQ4_KScalar);
+        t.push_back(&kMatmulQ5_KScalar);
         t.push_back(&kMatmulQ6_KScalar);
         return t;
     }();

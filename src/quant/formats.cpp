@@ -135,7 +135,7 @@ bool supported(GgmlType t) {
     switch (t) {
         case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
         case GgmlType::Q4_0: case GgmlType::Q8_0:
-        case GgmlType::Q4_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
+        case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
             return true;
         default:
             return false;  // incl. the interleaved Q4_0_x_y: unpack them first (repack.h)
@@ -162,6 +162,7 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
         case GgmlType::Q4_0: return ref::dequantize_row_q4_0(static_cast<const BlockQ4_0*>(src), dst, n);
         case GgmlType::Q8_0: return ref::dequantize_row_q8_0(static_cast<const BlockQ8_0*>(src), dst, n);
         case GgmlType::Q4_K: return ref::dequantize_row_q4_K(static_cast<const BlockQ4_K*>(src), dst, n);
+        case GgmlType::Q5_K: return ref::dequantize_row_q5_K(static_cast<const BlockQ5_K*>(src), dst, n);
         case GgmlType::Q6_K: return ref::dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, n);
         case GgmlType::Q8_K: return ref::dequantize_row_q8_K(static_cast<const BlockQ8_K*>(src), dst, n);
         default: unsupported("dequantize_row", t);
@@ -188,6 +189,7 @@ void quantize_row(GgmlType t, const float* src, void* dst, int64_t n) {
         case GgmlType::Q4_0: return ref::quantize_row_q4_0(src, static_cast<BlockQ4_0*>(dst), n);
         case GgmlType::Q8_0: return ref::quantize_row_q8_0(src, static_cast<BlockQ8_0*>(dst), n);
         case GgmlType::Q4_K: return ref::quantize_row_q4_K(src, static_cast<BlockQ4_K*>(dst), n);
+        case GgmlType::Q5_K: return ref::quantize_row_q5_K(src, static_cast<BlockQ5_K*>(dst), n);
         case GgmlType::Q6_K: return ref::quantize_row_q6_K(src, static_cast<BlockQ6_K*>(dst), n);
         case GgmlType::Q8_K: return ref::quantize_row_q8_K(src, static_cast<BlockQ8_K*>(dst), n);
         default: unsupported("quantize_row", t);
@@ -202,7 +204,7 @@ GgmlType act_type(GgmlType w) {
         case GgmlType::Q4_0: case GgmlType::Q8_0:
         case GgmlType::Q4_0_4_4: case GgmlType::Q4_0_4_8: case GgmlType::Q4_0_8_8:
             return GgmlType::Q8_0;
-        case GgmlType::Q4_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
+        case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
             return GgmlType::Q8_K;
         default: unsupported("act_type", w);
     }
@@ -262,6 +264,9 @@ float vec_dot(GgmlType w, const void* w_row, const void* act_row, int64_t n) {
                                           static_cast<const BlockQ8_0*>(act_row), n);
         case GgmlType::Q4_K:
             return ref::vec_dot_q4_K_q8_K(static_cast<const BlockQ4_K*>(w_row),
+                                          static_cast<const BlockQ8_K*>(act_row), n);
+        case GgmlType::Q5_K:
+            return ref::vec_dot_q5_K_q8_K(static_cast<const BlockQ5_K*>(w_row),
                                           static_cast<const BlockQ8_K*>(act_row), n);
         case GgmlType::Q6_K:
             return ref::vec_dot_q6_K_q8_K(static_cast<const BlockQ6_K*>(w_row),

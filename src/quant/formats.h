@@ -22,6 +22,7 @@ constexpr int QK_K = 256;
 struct BlockQ4_0 { uint16_t d; uint8_t qs[QK4_0 / 2]; };            // x = (q - 8) * d; byte j: lo nibble elt j, hi nibble elt j+16
 struct BlockQ8_0 { uint16_t d; int8_t qs[QK8_0]; };                 // x = q * d
 struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; };
+struct BlockQ5_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; };
 struct BlockQ6_K { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; };
 struct BlockQ8_K { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; };  // activations for K-quants
 // Legacy Arm interleaved layout: 4 rows, 4 scales, then quant bytes interleaved
@@ -30,7 +31,7 @@ struct BlockQ4_0x4 { uint16_t d[4]; uint8_t qs[4 * QK4_0 / 2]; };
 struct BlockQ4_0x8 { uint16_t d[8]; uint8_t qs[8 * QK4_0 / 2]; };
 
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ8_0) == 34);
-static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
 
 // ------------------------------------------------------------------ rows
@@ -41,11 +42,11 @@ bool supported(GgmlType t);
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
 
 // Quantize n floats to a row of type t. Supported: F32, F16, BF16, Q8_0, Q4_0,
-// Q8_K, Q4_K, Q6_K (the latter two a simple, valid quantizer used for tests/synth).
+// Q8_K, Q4_K, Q5_K, Q6_K (the K types with ggml's reference block search).
 void quantize_row(GgmlType t, const float* src, void* dst, int64_t n);
 
 // Type that activations are converted to before a dot with weights of type w
-// (what the reference engine does): Q4_0,Q8_0 -> Q8_0; Q4_K,Q6_K -> Q8_K;
+// (what the reference engine does): Q4_0,Q8_0 -> Q8_0; Q4_K,Q5_K,Q6_K -> Q8_K;
 // F16 -> F16; BF16 -> BF16; F32 -> F32.
 GgmlType act_type(GgmlType w);
 

@@ -1,4 +1,4 @@
-// K-quants (super-blocks of 256): Q4_K, Q6_K and the Q8_K activation format.
+// K-quants (super-blocks of 256): Q4_K, Q5_K, Q6_K and the Q8_K activation format.
 // Block layouts, scale packing and dot products follow ggml's reference code.
 #include <cmath>
 #include <cstring>
@@ -155,6 +155,14 @@ int q4_K_code(const BlockQ4_K& b, int e) {
     return (j & 1) ? (byte >> 4) : (byte & 0x0f);
 }
 
+// Q5_K: low 4 bits as Q4_K; bit 4 of sub-block j (= e / 32) is bit j of qh[e % 32].
+int q5_K_code(const BlockQ5_K& b, int e) {
+    const int j = e / 32, l = e % 32;
+    const uint8_t byte = b.qs[32 * (j / 2) + l];
+    const int lo = (j & 1) ? (byte >> 4) : (byte & 0x0f);
+    return lo | (((b.qh[l] >> j) & 1) << 4);
+}
+
 // Q6_K: half h = e / 128; within it quarter k = (e % 128) / 32 and lane l = e % 32.
 // Low 4 bits: ql[64h + 32(k&1) + l], low nibble for k < 2, high for k >= 2;
 // high 2 bits: qh[32h + l] >> 2k. Stored offset by 32.
@@ -227,50 +235,71 @@ float vec_dot_q8_K_q8_K(const BlockQ8_K* w, const BlockQ8_K* a, int64_t n) {
     return sumf;
 }
 
-// ------------------------------------------------------------------ Q4_K
-void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n) {
-    const int64_t nb = n / QK_K;
-    uint8_t L[QK_K];
+// ------------------------------------------------------------------ Q4_K, Q5_K
+// One 256-element block of an asymmetric K type (Q4_K: nmax 15, Q5_K: nmax 31):
+// ggml's reference search per 32-element sub-block (make_qkx2_quants with weights
+// av_x + |x|), 6-bit scales and mins relative to fp16 d and dmin, then the codes
+// requantized against the scales actually stored. L gets the 256 codes 0..nmax.
+void quantize_block_k_asym(const float* x, int nmax, float rmin, int nstep, uint8_t* L, uint8_t* packed_scales,
+                           uint16_t* d_out, uint16_t* dmin_out) {
     uint8_t Laux[32];
     float weights[32];
     float mins[QK_K / 32];
     float scales[QK_K / 32];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < QK_K / 32; ++j) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            const float av_x = std::sqrt(sum_x2 / 32);
-            for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-            scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
-                                         -1.f, 0.1f, 20);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        std::memset(y[i].scales, 0, sizeof y[i].scales);
-        for (int j = 0; j < QK_K / 32; ++j) {
-            const int ls = clampi(nearest_int(inv_scale * scales[j]), 0, 63);
-            const int lm = clampi(nearest_int(inv_min * mins[j]), 0, 63);
-            set_scale_min_k4(j, y[i].scales, static_cast<uint8_t>(ls), static_cast<uint8_t>(lm));
-        }
-        y[i].d = f32_to_fp16(max_scale / 63.f);
-        y[i].dmin = f32_to_fp16(max_min / 63.f);
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < QK_K / 32; ++j) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = std::sqrt(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    std::memset(packed_scales, 0, 12);
+    for (int j = 0; j < QK_K / 32; ++j) {
+        const int ls = clampi(nearest_int(inv_scale * scales[j]), 0, 63);
+        const int lm = clampi(nearest_int(inv_min * mins[j]), 0, 63);
+        set_scale_min_k4(j, packed_scales, static_cast<uint8_t>(ls), static_cast<uint8_t>(lm));
+    }
+    *d_out = f32_to_fp16(max_scale / 63.f);
+    *dmin_out = f32_to_fp16(max_min / 63.f);
+    for (int j = 0; j < QK_K / 32; ++j) {
+        uint8_t sc, m;
+        get_scale_min_k4(j, packed_scales, &sc, &m);
+        const float d = fp16_to_f32(*d_out) * sc;
+        if (d == 0.0f) continue;
+        const float dm = fp16_to_f32(*dmin_out) * m;
+        for (int l = 0; l < 32; ++l)
+            L[32 * j + l] = static_cast<uint8_t>(clampi(nearest_int((x[32 * j + l] + dm) / d), 0, nmax));
+    }
+}
 
-        // Requantize against the scales actually stored.
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t sc, m;
-            get_scale_min_k4(j, y[i].scales, &sc, &m);
-            const float d = fp16_to_f32(y[i].d) * sc;
-            if (d == 0.0f) continue;
-            const float dm = fp16_to_f32(y[i].dmin) * m;
-            for (int l = 0; l < 32; ++l)
-                L[32 * j + l] = static_cast<uint8_t>(clampi(nearest_int((x[32 * j + l] + dm) / d), 0, 15));
-        }
+void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    uint8_t L[QK_K];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        quantize_block_k_asym(x, 15, -1.f, 20, L, y[i].scales, &y[i].d, &y[i].dmin);
         for (int p = 0; p < QK_K / 64; ++p)
             for (int l = 0; l < 32; ++l)
                 y[i].qs[32 * p + l] = static_cast<uint8_t>(L[64 * p + l] | (L[64 * p + 32 + l] << 4));
+    }
+}
+
+void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    uint8_t L[QK_K];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        quantize_block_k_asym(x, 31, -0.5f, 15, L, y[i].scales, &y[i].d, &y[i].dmin);
+        std::memset(y[i].qh, 0, sizeof y[i].qh);
+        for (int p = 0; p < QK_K / 64; ++p)
+            for (int l = 0; l < 32; ++l) {
+                const int lo = L[64 * p + l], hi = L[64 * p + 32 + l];
+                y[i].qs[32 * p + l] = static_cast<uint8_t>((lo & 15) | ((hi & 15) << 4));
+                y[i].qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * p)) | ((hi >> 4) << (2 * p + 1)));
+            }
     }
 }
 
@@ -301,6 +330,42 @@ float vec_dot_q4_K_q8_K(const BlockQ4_K* w, const BlockQ8_K* a, int64_t n) {
             get_scale_min_k4(j, w[i].scales, &sc, &m);
             int32_t dot = 0;
             for (int l = 0; l < 32; ++l) dot += q4_K_code(w[i], 32 * j + l) * a[i].qs[32 * j + l];
+            isum += sc * dot;
+            msum += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        }
+        const float d = fp16_to_f32(w[i].d) * a[i].d;
+        const float dmin = fp16_to_f32(w[i].dmin) * a[i].d;
+        sumf += d * static_cast<float>(isum) - dmin * static_cast<float>(msum);
+    }
+    return sumf;
+}
+
+void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; ++i, y += QK_K) {
+        const float d = fp16_to_f32(x[i].d);
+        const float min = fp16_to_f32(x[i].dmin);
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, x[i].scales, &sc, &m);
+            const float d1 = d * sc;
+            const float m1 = min * m;
+            for (int l = 0; l < 32; ++l)
+                y[32 * j + l] = d1 * static_cast<float>(q5_K_code(x[i], 32 * j + l)) - m1;
+        }
+    }
+}
+
+float vec_dot_q5_K_q8_K(const BlockQ5_K* w, const BlockQ8_K* a, int64_t n) {
+    const int64_t nb = n / QK_K;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; ++i) {
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, w[i].scales, &sc, &m);
+            int32_t dot = 0;
+            for (int l = 0; l < 32; ++l) dot += q5_K_code(w[i], 32 * j + l) * a[i].qs[32 * j + l];
             isum += sc * dot;
             msum += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
         }

@@ -23,6 +23,8 @@ const MatmulKernel* reference_for(GgmlType t) {
     switch (t) {
     case GgmlType::Q4_0: return &kMatmulQ4_0Scalar;
     case GgmlType::Q8_0: return &kMatmulQ8_0Scalar;
+    case GgmlType::Q4_K: return &kMatmulQ4_KScalar;
+    case GgmlType::Q5_K: return &kMatmulQ5_KScalar;
     case GgmlType::Q6_K: return &kMatmulQ6_KScalar;
     default: return nullptr;
     }
@@ -39,7 +41,31 @@ std::vector<float> run(const MatmulKernel& k, const std::vector<uint8_t>& plain,
 TEST(Kernels, ScalarReferencesAreInTheTable) {
     int n = 0;
     for (auto* k : all_kernels()) n += std::string(k->isa) == "scalar";
-    EXPECT_EQ(n, 3);
+    EXPECT_EQ(n, 5);  // Q4_0, Q8_0, Q4_K, Q5_K, Q6_K
+}
+
+// The K-quant scalar kernels follow the contract (two fmas per block); the reference
+// dot (quant::vec_dot) rounds in ggml's order. Same exact integer sums, so they agree
+// to float rounding.
+TEST(Kernels, KQuantScalarKernelsAgreeWithReferenceDot) {
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        const MatmulKernel* k = reference_for(t);
+        ASSERT_NE(k, nullptr);
+        const int64_t n_in = 7 * 256, n_out = 5;
+        const auto W = random_floats(static_cast<size_t>(n_in * n_out), 3, 0.05f);
+        std::vector<uint8_t> plain(row_bytes(t, n_in) * n_out);
+        for (int64_t o = 0; o < n_out; ++o)
+            quant::quantize_row(t, &W[o * n_in], plain.data() + o * row_bytes(t, n_in), n_in);
+        const auto X = random_floats(static_cast<size_t>(n_in), 4);
+        const auto y = run(*k, plain, n_out, n_in, X, 1, 1, 1);
+        std::vector<uint8_t> a(row_bytes(GgmlType::Q8_K, n_in));
+        quant::quantize_row(GgmlType::Q8_K, X.data(), a.data(), n_in);
+        for (int64_t o = 0; o < n_out; ++o) {
+            const float want = quant::vec_dot(t, plain.data() + o * row_bytes(t, n_in), a.data(), n_in);
+            EXPECT_NEAR(y[o], want, 1e-4f * (1 + std::fabs(want))) << type_name(t) << " row " << o;
+            EXPECT_NE(y[o], 0.0f);
+        }
+    }
 }
 
 TEST(Kernels, QuantizeMatchesReferenceQuantizer) {

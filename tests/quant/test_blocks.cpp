@@ -253,9 +253,30 @@ TEST(Quantize, Q8_KSignedMaxNearestEvenAndBsums) {
     EXPECT_EQ(ref::nearest_int(-2.51f), -3);
 }
 
+// Q5_K by hand: code 0..31 of element e is the nibble (as Q4_K) plus bit j = e / 32 of
+// qh[e % 32] as bit 4; x = d * sc_j * code - dmin * m_j.
+TEST(Blocks, Q5_KHandBuilt) {
+    BlockQ5_K b{};
+    b.d = f32_to_fp16(0.5f);
+    b.dmin = f32_to_fp16(0.25f);
+    for (int j = 0; j < 8; ++j) ref::set_scale_min_k4(j, b.scales, static_cast<uint8_t>(j + 1), static_cast<uint8_t>(2 * j));
+    for (int e = 0; e < 256; ++e) {
+        const int code = (e * 7 + 3) % 32, j = e / 32, l = e % 32;
+        uint8_t& byte = b.qs[32 * (j / 2) + l];
+        byte = static_cast<uint8_t>((j & 1) ? (byte & 0x0F) | ((code & 15) << 4) : (byte & 0xF0) | (code & 15));
+        if (code & 16) b.qh[l] = static_cast<uint8_t>(b.qh[l] | (1 << j));
+    }
+    const auto y = from_row(GgmlType::Q5_K, bytes_of(std::vector{b}), 256);
+    for (int e = 0; e < 256; ++e) {
+        const int code = (e * 7 + 3) % 32, j = e / 32;
+        ASSERT_EQ(ref::q5_K_code(b, e), code) << e;
+        ASSERT_FLOAT_EQ(y[e], 0.5f * (j + 1) * code - 0.25f * (2 * j)) << e;
+    }
+}
+
 TEST(Quantize, ZerosGiveZeros) {
     for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q8_0,
-                       GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_K}) {
+                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_K}) {
         const std::vector<float> x(512, 0.0f);
         const auto y = from_row(t, to_row(t, x), 512);
         for (float v : y) ASSERT_EQ(v, 0.0f) << type_name(t);
@@ -327,9 +348,10 @@ TEST(Quantize, Q8_KErrorWithinHalfStep) {
 }
 
 TEST(Quantize, KQuantsErrorBounds) {
-    // Measured rel. RMS: Q4_K ~0.075, Q6_K ~0.02; worst element / block range: ~0.033, ~0.014.
+    // Measured rel. RMS: Q4_K ~0.075, Q5_K ~0.037, Q6_K ~0.02; worst element / block range: ~0.033, ~0.017, ~0.014.
     struct Case { GgmlType t; double max_rel_rms; float max_err_of_range; };
-    for (const Case c : {Case{GgmlType::Q4_K, 0.09, 0.05f}, Case{GgmlType::Q6_K, 0.03, 0.02f}}) {
+    for (const Case c : {Case{GgmlType::Q4_K, 0.09, 0.05f}, Case{GgmlType::Q5_K, 0.045, 0.025f},
+                         Case{GgmlType::Q6_K, 0.03, 0.02f}}) {
         for (uint32_t seed : {4u, 5u}) {
             auto x = gaussian(256 * 8, seed, seed == 4 ? 1.0f : 0.02f);
             if (seed == 5) {  // shifted and with outliers
@@ -368,9 +390,9 @@ TEST(Quantize, FloatFormatsRelativeError) {
 
 TEST(Quantize, SupportAndArguments) {
     for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q8_0,
-                       GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_K})
+                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_K})
         EXPECT_TRUE(supported(t)) << type_name(t);
-    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q5_K, GgmlType::IQ4_NL, GgmlType::Q4_0_4_8})
+    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q3_K, GgmlType::IQ4_NL, GgmlType::Q4_0_4_8})
         EXPECT_FALSE(supported(t)) << type_name(t);
     EXPECT_EQ(act_type(GgmlType::Q4_0), GgmlType::Q8_0);
     EXPECT_EQ(act_type(GgmlType::Q8_0), GgmlType::Q8_0);
@@ -387,6 +409,7 @@ TEST(Quantize, SupportAndArguments) {
     std::vector<uint8_t> buf(1024);
     EXPECT_THROW(quantize_row(GgmlType::Q4_0, x.data(), buf.data(), 48), std::invalid_argument);
     EXPECT_THROW(dequantize_row(GgmlType::Q4_K, buf.data(), y.data(), 64), std::invalid_argument);
-    EXPECT_THROW(dequantize_row(GgmlType::Q5_K, buf.data(), y.data(), 256), std::invalid_argument);
+    EXPECT_THROW(dequantize_row(GgmlType::Q3_K, buf.data(), y.data(), 256), std::invalid_argument);
+    EXPECT_EQ(act_type(GgmlType::Q5_K), GgmlType::Q8_K);
     EXPECT_THROW(vec_dot(GgmlType::Q4_1, buf.data(), buf.data(), 32), std::invalid_argument);
 }
