@@ -14,12 +14,18 @@ std::span<const MatmulKernel* const> x86_kernels() {
         &x86::kMatmulQ4_0Avx512,  // 16 rows x 4 bytes, VPDPBUSD
         &x86::kMatmulQ8_0Avx512,
         &x86::kMatmulQ6_KAvx512,
+        &x86::kMatmulQ4_KAvx512,
+        &x86::kMatmulQ5_KAvx512,
         &x86::kMatmulQ4_0AvxVnni, // 8 rows x 4 bytes, VPDPBUSD (VEX)
         &x86::kMatmulQ8_0AvxVnni,
         &x86::kMatmulQ6_KAvxVnni,
+        &x86::kMatmulQ4_KAvxVnni,
+        &x86::kMatmulQ5_KAvxVnni,
         &x86::kMatmulQ4_0Avx2,    // 8 rows x 4 bytes, VPMADDUBSW
         &x86::kMatmulQ8_0Avx2,
         &x86::kMatmulQ6_KAvx2,
+        &x86::kMatmulQ4_KAvx2,
+        &x86::kMatmulQ5_KAvx2,
     };
     return list;
 #else

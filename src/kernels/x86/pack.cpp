@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/x86/x86_common.h"
@@ -14,6 +15,8 @@
 namespace loom::kernels::x86 {
 
 using quant::BlockQ4_0;
+using quant::BlockQ4_K;
+using quant::BlockQ5_K;
 using quant::BlockQ6_K;
 using quant::BlockQ8_0;
 using quant::BlockQ8_K;
@@ -68,6 +71,58 @@ inline int32_t sum16(const uint8_t* p) {
     return _mm_cvtsi128_si32(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)));
 }
 
+// Q4_K / Q5_K (layout in x86_common.h): codes split into nibble vectors (and bit-4
+// vectors for Q5_K), 6-bit scales and mins unpacked to bytes, d and dmin in the scale area.
+template <bool kQ5>
+void pack_k_asym(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in, int R) {
+    using B = std::conditional_t<kQ5, BlockQ5_K, BlockQ4_K>;
+    const int64_t nb = n_in / quant::QK_K, ng = ceil_div(n_out, R);
+    const size_t main = kQ5 ? q5_K_main(R) : q4_K_main(R), gs = group_bytes(nb, main, R, 4);
+    const size_t sub = (kQ5 ? 20 : 16) * static_cast<size_t>(R);  // bytes per sub-block of a group
+    const size_t rb = sizeof(B) * static_cast<size_t>(nb);
+    uint8_t* dst = align64(dst0);
+    for (int64_t g = 0; g < ng; ++g) {
+        uint8_t* G = dst + g * gs;
+        std::memset(G, 0, gs);
+        uint8_t* D = G + nb * main;
+        for (int r = 0; r < R && g * R + r < n_out; ++r) {
+            const uint8_t* row = src + static_cast<size_t>(g * R + r) * rb;
+            for (int64_t b = 0; b < nb; ++b) {
+                B blk;
+                std::memcpy(&blk, row + b * sizeof(B), sizeof blk);
+                uint8_t u[quant::QK_K];  // codes 0..15 / 0..31
+                for (int j = 0; j < 8; ++j)
+                    for (int l = 0; l < 32; ++l) {
+                        const uint8_t q = blk.qs[32 * (j / 2) + l];
+                        u[32 * j + l] = static_cast<uint8_t>((j & 1) ? q >> 4 : q & 0x0F);
+                        if constexpr (kQ5) u[32 * j + l] |= static_cast<uint8_t>(((blk.qh[l] >> j) & 1) << 4);
+                    }
+                uint8_t* M = G + b * main;
+                for (int j = 0; j < 8; ++j) {
+                    uint8_t* Q = M + j * sub;
+                    const uint8_t* uj = u + 32 * j;
+                    for (int c = 0; c < 4; ++c)
+                        for (int i = 0; i < 4; ++i)
+                            Q[c * 4 * R + 4 * r + i] =
+                                static_cast<uint8_t>((uj[4 * c + i] & 0x0F) | (uj[16 + 4 * c + i] & 0x0F) << 4);
+                    if constexpr (kQ5)
+                        for (int i = 0; i < 4; ++i) {
+                            unsigned h = 0;
+                            for (int v = 0; v < 8; ++v) h |= ((uj[4 * v + i] >> 4) & 1u) << v;
+                            Q[16 * R + 4 * r + i] = static_cast<uint8_t>(h);
+                        }
+                    uint8_t sc, m;
+                    quant::ref::get_scale_min_k4(j, blk.scales, &sc, &m);
+                    M[8 * sub + j * R + r] = sc;
+                    M[8 * sub + 8 * R + (j / 2) * 2 * R + 2 * r + (j & 1)] = m;
+                }
+                std::memcpy(D + b * 4 * R + 2 * r, &blk.d, 2);
+                std::memcpy(D + b * 4 * R + 2 * R + 2 * r, &blk.dmin, 2);
+            }
+        }
+    }
+}
+
 std::vector<uint8_t>& panel_buffer(size_t n) {
     thread_local std::vector<uint8_t> buf;
     if (buf.size() < n) buf.resize(n);
@@ -84,6 +139,19 @@ size_t packed_size_q8_0(int64_t n_out, int64_t n_in, int R) {
 }
 size_t packed_size_q6_K(int64_t n_out, int64_t n_in, int R) {
     return packed_bytes(n_out, n_in, quant::QK_K, q6_K_main(R), R);
+}
+
+size_t packed_size_q4_K(int64_t n_out, int64_t n_in, int R) {
+    return static_cast<size_t>(ceil_div(n_out, R)) * group_bytes(n_in / quant::QK_K, q4_K_main(R), R, 4) + 64;
+}
+size_t packed_size_q5_K(int64_t n_out, int64_t n_in, int R) {
+    return static_cast<size_t>(ceil_div(n_out, R)) * group_bytes(n_in / quant::QK_K, q5_K_main(R), R, 4) + 64;
+}
+void pack_q4_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R) {
+    pack_k_asym<false>(src, dst, n_out, n_in, R);
+}
+void pack_q5_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R) {
+    pack_k_asym<true>(src, dst, n_out, n_in, R);
 }
 
 void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R) {
@@ -172,6 +240,27 @@ const uint8_t* panel_q8_K(const uint8_t* act, size_t arb, int64_t T, int64_t nb,
                     std::memcpy(p + nt * 256 + (t * 16 + j) * 4, &corr, 4);
                 }
                 std::memcpy(p + nt * 320 + t * 4, blk + offsetof(BlockQ8_K, d), 4);
+            }
+        }
+    }
+    return buf.data();
+}
+
+const uint8_t* panel_q8_K_sums(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile) {
+    constexpr size_t S = kPanelQ8_KSumsStride;
+    auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
+    for (int64_t t0 = 0; t0 < T; t0 += tile) {
+        const int64_t nt = T - t0 < tile ? T - t0 : tile;
+        uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
+        for (int64_t b = 0; b < nb; ++b, p += nt * S) {
+            for (int64_t t = 0; t < nt; ++t) {
+                const uint8_t* blk = act + (t0 + t) * arb + b * sizeof(BlockQ8_K);
+                std::memcpy(p + t * 256, blk + offsetof(BlockQ8_K, qs), 256);
+                int16_t bs[16], s[8];
+                std::memcpy(bs, blk + offsetof(BlockQ8_K, bsums), sizeof bs);
+                for (int j = 0; j < 8; ++j) s[j] = static_cast<int16_t>(-(bs[2 * j] + bs[2 * j + 1]));
+                std::memcpy(p + nt * 256 + t * 16, s, sizeof s);
+                std::memcpy(p + nt * 272 + t * 4, blk + offsetof(BlockQ8_K, d), 4);
             }
         }
     }

@@ -7,8 +7,9 @@
 // returns. Output rows are packed in groups of R (16 for AVX-512, 8 for AVX2); the
 // last group is zero-padded to R rows. Group g lives at base + g * group_bytes and
 // holds, for its nb blocks:
-//   [ nb x main part ][ nb x R fp16 weight scales, zero-padded to a multiple of 64 ]
-// with the scales of block b, rows 0..R-1, at scale_area + b * 2R. group_bytes is a
+//   [ nb x main part ][ scale area: nb x R fp16 weight scales, zero-padded to a multiple of 64 ]
+// with the scales of block b, rows 0..R-1, at scale_area + b * 2R (Q4_K / Q5_K: nb x 2R
+// fp16, block b's d for rows 0..R-1 then its dmin, at scale_area + b * 4R). group_bytes is a
 // multiple of 64, so packed_size is affine in the group count and packing a tensor in
 // chunks of whole groups (kernels::pack_in_chunks) gives the same bytes as packing it
 // whole: each chunk's align64 lands at the same offset from the aligned base.
@@ -21,6 +22,15 @@
 //     R x 4 bytes; byte i of row r in vector k holds u(16j+4k+i) in bits 0..5 and bits
 //     2k..2k+1 of u(16j+12+i) in bits 6..7, where u = q6 + 32 (0..63). Then the int8
 //     sub-block scales, [j][r] (16 x R bytes).
+//   Q4_K main part (R*144 bytes): for sub-block j = 0..7 (elements 32j..32j+31), four
+//     vectors c = 0..3 of R x 4 bytes: row r's byte i holds code(32j+4c+i) in its low
+//     nibble and code(32j+16+4c+i) in its high nibble (codes 0..15), as Q4_0 with
+//     sub-blocks for blocks. Then the 6-bit sub-block scales unpacked to bytes, [j][r]
+//     (8 x R), and the mins, [k][r][2] = m_2k, m_2k+1 (4 x R x 2 bytes).
+//   Q5_K main part (R*176 bytes): as Q4_K, but each sub-block's four vectors are
+//     followed by a fifth, of the codes' bit 4: row r's byte i holds in bit v (0..7) bit
+//     4 of code(32j+4v+i) (the element that nibble vector v, low nibbles for v < 4, high
+//     for v >= 4, carries in byte i).
 //
 // Activation panel (built once per matmul call by each thread from the quantized
 // rows, see panel_q8_0 / panel_q8_K): rows are taken in tiles of up to `tile` rows;
@@ -28,6 +38,9 @@
 // for each block b in order, nt x `stride` bytes:
 //   Q8_0: [nt x 32 qs bytes][nt x float d][nt x int32 corr = -off * sum(qs)]  (stride 40)
 //   Q8_K: [nt x 256 qs][nt x 16 int32 corr_j = -32 * bsum_j][nt x float d]   (stride 324)
+//   Q8_K sums (Q4_K, Q5_K): [nt x 256 qs][nt x 8 int16 ns_j = -(bsum_2j + bsum_2j+1)]
+//         [nt x float d]   (stride 276; ns_j fits int16 for any Q8_K whose bsums are
+//         those of its qs, |ns_j| <= 32 * 128), so sum_j m_j * ns_j = -msum exactly.
 // so a kernel walks one pointer per tile and broadcasts 4 activation bytes at a time.
 // The correction turns the unsigned weight codes back into signed ones exactly:
 // sum(u * a) - off * sum(a) = sum((u - off) * a)  (off = 8 for Q4_0, 128 for Q8_0 on
@@ -62,8 +75,11 @@ inline uint8_t* align64(uint8_t* p) { return p + ((64 - (reinterpret_cast<uintpt
 constexpr size_t q4_0_main(int R) { return static_cast<size_t>(R) * 16; }
 constexpr size_t q8_0_main(int R) { return static_cast<size_t>(R) * 32; }
 constexpr size_t q6_K_main(int R) { return static_cast<size_t>(R) * 208; }
-constexpr size_t group_bytes(int64_t nb, size_t main, int R) {
-    return static_cast<size_t>(nb) * main + round64(static_cast<size_t>(nb) * 2 * static_cast<size_t>(R));
+constexpr size_t q4_K_main(int R) { return static_cast<size_t>(R) * 144; }
+constexpr size_t q5_K_main(int R) { return static_cast<size_t>(R) * 176; }
+// scale: scale-area bytes per row and block (2: d; 4: d and dmin).
+constexpr size_t group_bytes(int64_t nb, size_t main, int R, size_t scale = 2) {
+    return static_cast<size_t>(nb) * main + round64(static_cast<size_t>(nb) * scale * static_cast<size_t>(R));
 }
 // GEMV streams the weights once from DRAM: software prefetch (into L2) this many bytes
 // ahead of the current block. Measured on Zen 4, one thread: GEMV at ~0.55-0.6 of
@@ -77,6 +93,7 @@ inline void prefetch_lines(const uint8_t* p, size_t bytes) {
 }
 constexpr size_t kPanelQ8_0Stride = 40;
 constexpr size_t kPanelQ8_KStride = 256 + 64 + 4;
+constexpr size_t kPanelQ8_KSumsStride = 256 + 16 + 4;
 // Activation rows per pass over a thread's weights: the panel of one pass (nb * stride
 // bytes per row) stays in a ~384 KiB share of L2; a whole number of tiles.
 constexpr int64_t rows_per_pass(int64_t nb, size_t stride, int tile) {
@@ -93,10 +110,15 @@ size_t packed_size_q6_K(int64_t n_out, int64_t n_in, int R);
 void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
 void pack_q8_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R, bool offset128);
 void pack_q6_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
+size_t packed_size_q4_K(int64_t n_out, int64_t n_in, int R);
+size_t packed_size_q5_K(int64_t n_out, int64_t n_in, int R);
+void pack_q4_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
+void pack_q5_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
 
 // Panels live in a per-thread buffer, valid until the thread's next panel call.
 const uint8_t* panel_q8_0(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile, int off);
 const uint8_t* panel_q8_K(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile);
+const uint8_t* panel_q8_K_sums(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile);
 // Per-thread scratch for n floats, 64-byte aligned, zeroed (running sums of a group).
 float* zeroed_scratch(size_t n);
 

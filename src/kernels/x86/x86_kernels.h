@@ -17,5 +17,11 @@ extern const MatmulKernel kMatmulQ6_KAvxVnni; // matmul_f32_q6_Kx8x4_q8_K_avxvnn
 extern const MatmulKernel kMatmulQ4_0Avx2;    // matmul_f32_q4_0x8x4_q8_0_avx2
 extern const MatmulKernel kMatmulQ8_0Avx2;    // matmul_f32_q8_0x8x4_q8_0_avx2
 extern const MatmulKernel kMatmulQ6_KAvx2;    // matmul_f32_q6_Kx8x4_q8_K_avx2
+extern const MatmulKernel kMatmulQ4_KAvx512;  // matmul_f32_q4_Kx16x4_q8_K_avx512vnni
+extern const MatmulKernel kMatmulQ5_KAvx512;  // matmul_f32_q5_Kx16x4_q8_K_avx512vnni
+extern const MatmulKernel kMatmulQ4_KAvxVnni; // matmul_f32_q4_Kx8x4_q8_K_avxvnni
+extern const MatmulKernel kMatmulQ5_KAvxVnni; // matmul_f32_q5_Kx8x4_q8_K_avxvnni
+extern const MatmulKernel kMatmulQ4_KAvx2;    // matmul_f32_q4_Kx8x4_q8_K_avx2
+extern const MatmulKernel kMatmulQ5_KAvx2;    // matmul_f32_q5_Kx8x4_q8_K_avx2
 
 }  // namespace loom::kernels::x86

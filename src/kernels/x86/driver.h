@@ -1,0 +1,121 @@
+// The tiling driver shared by every x86 matmul kernel (loop structure in x86_common.h),
+// parameterised by a micro-kernel, so an ISA x format is one register tile.
+//
+// A micro-kernel K derives from a lane set (Ymm8: 8 output rows per ymm, Zmm16: 16 per
+// zmm) and provides:
+//   kQK                elements per weight block
+//   kTile, kKBlock     activation rows per register tile; blocks per GEMM sweep
+//   kMain, kScale      main-part bytes per block of a group; scale-area bytes per row
+//                      and block (2: fp16 d; 4: fp16 d then fp16 dmin, R each)
+//   kStride            activation panel bytes per row and block
+//   panel(act, arb, T, nb)        builds the per-call activation panel
+//   tile<NT>(wq, wd, pn, b0, b1, acc)
+//                      NT activation rows x R output rows over blocks [b0, b1) of one
+//                      group (wq: the group's main parts, wd: its scale area, pn: the
+//                      tile's panel); acc[t] holds row t's running sums, updated in place.
+// Included by files built with different ISA flags: everything here has internal
+// linkage (see x86_common.h).
+#pragma once
+#include <immintrin.h>
+
+#include <cstring>
+#include <utility>
+
+#include "kernels/x86/x86_common.h"
+
+namespace loom::kernels::x86 {
+
+namespace {
+
+inline __m256i bcast4_256(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+struct Ymm8 {
+    static constexpr int R = 8;
+    using Vec = __m256;
+    static Vec load(const float* p) { return _mm256_load_ps(p); }
+    static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
+    // The first `valid` of R floats of src to y.
+    static void store_rows(float* y, const float* src, int valid) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(y, m, _mm256_load_ps(src));
+    }
+};
+
+#if defined(__AVX512F__)
+inline __m512i bcast4_512(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+struct Zmm16 {
+    static constexpr int R = 16;
+    using Vec = __m512;
+    static Vec load(const float* p) { return _mm512_load_ps(p); }
+    static void store(float* p, Vec v) { _mm512_store_ps(p, v); }
+    static void store_rows(float* y, const float* src, int valid) {
+        _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << valid) - 1), _mm512_load_ps(src));
+    }
+};
+#endif
+
+// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x R running sums.
+template <class K, int NT>
+void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
+    typename K::Vec acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = K::load(acc_mem + K::R * t);
+    K::template tile<NT>(wq, wd, pn, b0, b1, acc);
+    for (int t = 0; t < NT; ++t) K::store(acc_mem + K::R * t, acc[t]);
+}
+
+// group_tile<K, nt> for nt in 1..kTile (direct calls, no table).
+template <class K, size_t... I>
+void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc,
+              std::index_sequence<I...>) {
+    (void)((nt == static_cast<int>(I) + 1 && (group_tile<K, static_cast<int>(I) + 1>(wq, wd, pn, b0, b1, acc), true)) ||
+           ...);
+}
+
+// The MatmulKernel::matmul of micro-kernel K.
+template <class K>
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
+            int64_t o0, int64_t o1, int64_t T) {
+    constexpr int R = K::R, kTile = K::kTile;
+    constexpr size_t S = K::kStride;
+    const int64_t nb = n_in / K::kQK;
+    const size_t gs = group_bytes(nb, K::kMain, R, K::kScale);
+    const uint8_t* base = align64(w);
+    const uint8_t* pn = K::panel(act, arb, T, nb);
+    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
+    // a pass, for many rows, every tile sweeps kKBlock blocks of a group before the next
+    // ones, so the group's weights are reused from L1; the running sums wait in a
+    // contiguous per-thread buffer (same operations in the same order).
+    const int64_t pass = rows_per_pass(nb, S, kTile);
+    for (int64_t p0 = 0; p0 < T; p0 += pass) {
+        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
+        const int64_t kb = p1 - p0 > kTile ? K::kKBlock : nb;
+        for (int64_t o = o0; o < o1; o += R) {
+            const uint8_t* g = base + (o / R) * gs;
+            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * K::kMain);
+            const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
+            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
+            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
+                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
+                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
+                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
+                    run_tile<K>(nt, g, wd, pn + t0 * nb * S, b0, b1, accs + (t0 - p0) * R,
+                                std::make_index_sequence<kTile>{});
+                }
+            }
+            for (int64_t t = p0; t < p1; ++t) K::store_rows(y + t * ldy + o, accs + (t - p0) * R, valid);
+        }
+    }
+}
+
+}  // namespace
+
+}  // namespace loom::kernels::x86
