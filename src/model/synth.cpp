@@ -6,6 +6,7 @@
 
 #include "gguf/gguf.h"
 #include "quant/formats.h"
+#include "quant/ref.h"
 #include "util/threadpool.h"
 
 namespace loom {
@@ -98,6 +99,31 @@ void fill_blocks(GgmlType t, uint8_t* dst, int64_t n_blocks, float std, Rng& r) 
             }
             for (auto& s : blk->scales) s = static_cast<int8_t>(4 + r.next() % 8);
             blk->d = d;
+        }
+        break;
+    }
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+        // value = d * sc * q - dmin * m, q uniform in 0..nmax, sc in 40..63, m in 20..39,
+        // dmin set so the mean is about zero.
+        const bool q5 = t == GgmlType::Q5_K;
+        const float qstd = q5 ? 9.23f : 4.61f, qmean = q5 ? 15.5f : 7.5f;
+        const float df = std / (qstd * 51.5f);
+        const uint16_t d = f32_to_fp16(df), dmin = f32_to_fp16(df * 51.5f * qmean / 29.5f);
+        const size_t bytes = q5 ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            uint8_t* blk = dst + b * bytes;
+            std::memcpy(blk, &d, 2);
+            std::memcpy(blk + 2, &dmin, 2);
+            uint8_t* scales = blk + 4;
+            std::memset(scales, 0, 12);
+            for (int j = 0; j < 8; ++j)
+                ref::set_scale_min_k4(j, scales, static_cast<uint8_t>(40 + r.next() % 24),
+                                      static_cast<uint8_t>(20 + r.next() % 20));
+            for (size_t i = 16; i < bytes; i += 8) {  // qh (Q5_K) and qs
+                const uint64_t v = r.next();
+                std::memcpy(blk + i, &v, 8);
+            }
         }
         break;
     }
@@ -221,15 +247,19 @@ void add_vocab(gguf::Writer& w, const SynthShape& s) {
 uint64_t synth_write(const std::string& shape_name, const std::string& path, const SynthOptions& opts) {
     const SynthShape& s = synth_shape(shape_name);
     const GgmlType wt = opts.type;
-    if (wt != GgmlType::Q4_0 && wt != GgmlType::Q8_0 && wt != GgmlType::F16 && wt != GgmlType::BF16 &&
-        wt != GgmlType::F32)
-        throw std::invalid_argument("synth: --type must be one of q4_0, q8_0, f16, bf16, f32");
+    if (wt != GgmlType::Q4_0 && wt != GgmlType::Q8_0 && wt != GgmlType::Q4_K && wt != GgmlType::Q5_K &&
+        wt != GgmlType::Q6_K && wt != GgmlType::F16 && wt != GgmlType::BF16 && wt != GgmlType::F32)
+        throw std::invalid_argument("synth: --type must be one of q4_0, q8_0, q4_k, q5_k, q6_k, f16, bf16, f32");
     const int n_layer = opts.n_layer > 0 ? opts.n_layer : s.n_layer;
     const std::string a = s.arch;
     gguf::Writer w;
     w.set("general.architecture", gguf::Value::string(a));
     w.set("general.name", gguf::Value::string("synthetic " + s.name + " (" + s.description + ", random weights)"));
-    w.set("general.file_type", gguf::Value::u32(wt == GgmlType::Q4_0 ? 2 : wt == GgmlType::Q8_0 ? 7 : wt == GgmlType::F16 ? 1 : wt == GgmlType::BF16 ? 32 : 0));
+    // llama.cpp's file types (Q4_K / Q5_K as the _M mixes, which keep a Q6_K head).
+    const uint32_t ftype = wt == GgmlType::Q4_0 ? 2 : wt == GgmlType::Q8_0 ? 7 : wt == GgmlType::Q4_K ? 15
+                         : wt == GgmlType::Q5_K ? 17 : wt == GgmlType::Q6_K ? 18 : wt == GgmlType::F16 ? 1
+                         : wt == GgmlType::BF16 ? 32 : 0;
+    w.set("general.file_type", gguf::Value::u32(ftype));
     w.set("general.quantization_version", gguf::Value::u32(2));
     w.set(a + ".context_length", gguf::Value::u32(s.n_ctx));
     w.set(a + ".embedding_length", gguf::Value::u32(s.n_embd));
@@ -251,8 +281,9 @@ uint64_t synth_write(const std::string& shape_name, const std::string& path, con
     add_vocab(w, s);
 
     const int d = s.n_embd, qd = s.n_head * s.head_dim, kvd = s.n_head_kv * s.head_dim;
-    // Real Q4_0 files carry a Q6_K head (when rows are whole 256-blocks).
-    const GgmlType head_t = wt == GgmlType::Q4_0 && d % 256 == 0 ? GgmlType::Q6_K : wt;
+    // Real Q4_0, Q4_K_M and Q5_K_M files carry a Q6_K head (when rows are whole 256-blocks).
+    const bool q6_head = wt == GgmlType::Q4_0 || wt == GgmlType::Q4_K || wt == GgmlType::Q5_K;
+    const GgmlType head_t = q6_head && d % 256 == 0 ? GgmlType::Q6_K : wt;
     auto pool = std::make_shared<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_threads());
     uint64_t tensor_no = 0;
     auto mat = [&](const std::string& name, GgmlType t, int64_t n_in, int64_t n_out, float std) {

@@ -22,6 +22,8 @@ namespace loom::kernels::x86 {
 extern const MatmulKernel kMatmulQ4_0AvxVnniEmulated;  // avxvnni_emulated_legacy.cpp
 extern const MatmulKernel kMatmulQ8_0AvxVnniEmulated;
 extern const MatmulKernel kMatmulQ6_KAvxVnniEmulated;  // avxvnni_emulated_q6_K.cpp
+extern const MatmulKernel kMatmulQ4_KAvxVnniEmulated;  // avxvnni_emulated_q4_K_q5_K.cpp
+extern const MatmulKernel kMatmulQ5_KAvxVnniEmulated;
 }  // namespace loom::kernels::x86
 
 using namespace loom;
@@ -98,7 +100,9 @@ TEST(KernelsAvxVnniEmulated, EqualsScalarReferenceBitExact) {
     const std::pair<const MatmulKernel*, const MatmulKernel*> pairs[] = {
         {&x86::kMatmulQ4_0AvxVnniEmulated, &kMatmulQ4_0Scalar},
         {&x86::kMatmulQ8_0AvxVnniEmulated, &kMatmulQ8_0Scalar},
-        {&x86::kMatmulQ6_KAvxVnniEmulated, &kMatmulQ6_KScalar}};
+        {&x86::kMatmulQ6_KAvxVnniEmulated, &kMatmulQ6_KScalar},
+        {&x86::kMatmulQ4_KAvxVnniEmulated, &kMatmulQ4_KScalar},
+        {&x86::kMatmulQ5_KAvxVnniEmulated, &kMatmulQ5_KScalar}};
     for (auto [k, ref] : pairs) {
         const int64_t qk = traits(k->wtype).block_elems;
         const std::pair<int64_t, int64_t> shapes[] = {{qk, 1}, {3 * qk, 7}, {5 * qk, 13}, {9 * qk, 33}, {qk * 16, 64}};
@@ -121,13 +125,14 @@ TEST(KernelsAvxVnniEmulated, EqualsScalarReferenceBitExact) {
                     << k->name << " (emulated): row " << T - 1 << " of a " << T << "-row GEMM differs from its GEMV";
             }
         }
-    }    std::printf("[ kernels ] AVX-VNNI kernels checked with emulated VPDPBUSD; %s\n",
+    }
+    std::printf("[ kernels ] AVX-VNNI kernels checked with emulated VPDPBUSD; %s\n",
                 has(x86::kAvxVnniFeatures) ? "natively too (Kernels.EveryVariantEqualsScalarReferenceBitExact)"
                                            : "not natively: this CPU has no AVX-VNNI");
 }
 
 TEST(KernelsAvxVnniEmulated, SelectionPrefersAvx512ThenAvxVnniThenAvx2) {
-    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K}) {
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
         EXPECT_STREQ(select(t, x86::kAvx2Features)->isa, "avx2");
         EXPECT_STREQ(select(t, x86::kAvxVnniFeatures)->isa, "avxvnni");
         EXPECT_STREQ(select(t, x86::kAvx512Features | kAVXVNNI)->isa, "avx512vnni");
@@ -137,6 +142,8 @@ TEST(KernelsAvxVnniEmulated, SelectionPrefersAvx512ThenAvxVnniThenAvx2) {
     EXPECT_STREQ(x86::kMatmulQ4_0AvxVnni.name, "matmul_f32_q4_0x8x4_q8_0_avxvnni");
     EXPECT_STREQ(x86::kMatmulQ8_0AvxVnni.name, "matmul_f32_q8_0x8x4_q8_0_avxvnni");
     EXPECT_STREQ(x86::kMatmulQ6_KAvxVnni.name, "matmul_f32_q6_Kx8x4_q8_K_avxvnni");
+    EXPECT_STREQ(x86::kMatmulQ4_KAvxVnni.name, "matmul_f32_q4_Kx8x4_q8_K_avxvnni");
+    EXPECT_STREQ(x86::kMatmulQ5_KAvxVnni.name, "matmul_f32_q5_Kx8x4_q8_K_avxvnni");
 }
 
 }  // namespace

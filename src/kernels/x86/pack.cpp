@@ -90,27 +90,28 @@ void pack_k_asym(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in,
             for (int64_t b = 0; b < nb; ++b) {
                 B blk;
                 std::memcpy(&blk, row + b * sizeof(B), sizeof blk);
-                uint8_t u[quant::QK_K];  // codes 0..15 / 0..31
-                for (int j = 0; j < 8; ++j)
-                    for (int l = 0; l < 32; ++l) {
-                        const uint8_t q = blk.qs[32 * (j / 2) + l];
-                        u[32 * j + l] = static_cast<uint8_t>((j & 1) ? q >> 4 : q & 0x0F);
-                        if constexpr (kQ5) u[32 * j + l] |= static_cast<uint8_t>(((blk.qh[l] >> j) & 1) << 4);
-                    }
                 uint8_t* M = G + b * main;
                 for (int j = 0; j < 8; ++j) {
+                    // Sub-block j's nibbles: low (j even) or high (j odd) halves of qs[32 (j/2) + l].
                     uint8_t* Q = M + j * sub;
-                    const uint8_t* uj = u + 32 * j;
-                    for (int c = 0; c < 4; ++c)
-                        for (int i = 0; i < 4; ++i)
-                            Q[c * 4 * R + 4 * r + i] =
-                                static_cast<uint8_t>((uj[4 * c + i] & 0x0F) | (uj[16 + 4 * c + i] & 0x0F) << 4);
-                    if constexpr (kQ5)
-                        for (int i = 0; i < 4; ++i) {
-                            unsigned h = 0;
-                            for (int v = 0; v < 8; ++v) h |= ((uj[4 * v + i] >> 4) & 1u) << v;
-                            Q[16 * R + 4 * r + i] = static_cast<uint8_t>(h);
+                    const uint8_t* qs = blk.qs + 32 * (j / 2);
+                    for (int c = 0; c < 4; ++c) {
+                        uint32_t w0, w1;
+                        std::memcpy(&w0, qs + 4 * c, 4);
+                        std::memcpy(&w1, qs + 16 + 4 * c, 4);
+                        const uint32_t v = (j & 1) ? ((w0 >> 4) & 0x0F0F0F0Fu) | (w1 & 0xF0F0F0F0u)
+                                                   : (w0 & 0x0F0F0F0Fu) | ((w1 & 0x0F0F0F0Fu) << 4);
+                        std::memcpy(Q + c * 4 * R + 4 * r, &v, 4);
+                    }
+                    if constexpr (kQ5) {  // bit 4 of code(32j + l) is bit j of qh[l]
+                        uint32_t h = 0;
+                        for (int v = 0; v < 8; ++v) {
+                            uint32_t w;
+                            std::memcpy(&w, blk.qh + 4 * v, 4);
+                            h |= ((w >> j) & 0x01010101u) << v;
                         }
+                        std::memcpy(Q + 16 * R + 4 * r, &h, 4);
+                    }
                     uint8_t sc, m;
                     quant::ref::get_scale_min_k4(j, blk.scales, &sc, &m);
                     M[8 * sub + j * R + r] = sc;
