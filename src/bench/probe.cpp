@@ -12,6 +12,7 @@
 
 #include "bench/bench.h"
 #include "kernels/kernels.h"
+#include "kernels/peak.h"
 #include "model/ops.h"
 #include "quant/formats.h"
 #include "util/cpumask.h"
@@ -31,7 +32,7 @@ std::string iso_time_now() {
 
 std::string Probe::key() const {
     // Pinned runs get keys of their own; unpinned keys are as before --cpu-mask.
-    return cpu_model + " | " + features + " | " + kernel + " | t" + std::to_string(threads) +
+    return cpu_model + " | " + features + " | " + kernel + " | peak " + peak_isa + " | t" + std::to_string(threads) +
            (cpus.empty() ? "" : " | cpus " + cpus);
 }
 
@@ -40,6 +41,10 @@ nlohmann::json probe_to_json(const Probe& p) {
                         {"threads", p.threads},     {"bandwidth_gbs", p.bandwidth_gbs}, {"int8_gmacs", p.int8_gmacs},
                         {"measured_at", p.measured_at}, {"cached", p.cached}};
     if (!p.cpus.empty()) j["cpus"] = p.cpus;
+    j["peak_isa"] = p.peak_isa;
+    j["peak_sequence"] = p.peak_sequence;
+    j["gemm_gmacs"] = p.gemm_gmacs;
+    j["kernel_efficiency"] = p.kernel_efficiency();
     return j;
 }
 
@@ -53,6 +58,10 @@ Probe probe_from_json(const nlohmann::json& j) {
     p.bandwidth_gbs = j.at("bandwidth_gbs").get<double>();
     p.int8_gmacs = j.at("int8_gmacs").get<double>();
     p.measured_at = j.value("measured_at", "");
+    // Absent in probes from before the instruction peak (int8_gmacs was then the GEMM rate).
+    p.peak_isa = j.value("peak_isa", "");
+    p.peak_sequence = j.value("peak_sequence", "");
+    p.gemm_gmacs = j.value("gemm_gmacs", 0.0);
     return p;
 }
 
@@ -160,6 +169,43 @@ double probe_int8(int threads, const ProbeOptions& opts, std::string* kernel_nam
     });
 }
 
+namespace {
+
+// The ISA whose peak bounds the engine: that of the Q4_0 kernel select() picks
+// (honouring --isa), or scalar.
+const kernels::PeakLoop& current_peak_loop() {
+    const uint32_t f = kernels::cpu_features();
+    const kernels::MatmulKernel* k = kernels::select(GgmlType::Q4_0, f);
+    if (k)
+        if (const kernels::PeakLoop* p = kernels::peak_loop(k->isa, f)) return *p;
+    return *kernels::peak_loop("scalar", f);
+}
+
+}  // namespace
+
+double probe_peak(int threads, const ProbeOptions& opts, std::string* isa, std::string* sequence) {
+    const kernels::PeakLoop& loop = current_peak_loop();
+    if (isa) *isa = loop.isa;
+    if (sequence) *sequence = loop.sequence;
+    // Iterations for a pass of ~20 ms on one thread (every thread runs them all).
+    int64_t iters = 1 << 10;
+    for (;;) {
+        const double t0 = steady_seconds();
+        loop.run(iters);
+        const double dt = steady_seconds() - t0;
+        if (dt >= 0.02 || iters >= (int64_t{1} << 40)) break;
+        iters = dt > 1e-4 ? static_cast<int64_t>(static_cast<double>(iters) * 0.02 / dt) + 1 : iters * 16;
+    }
+    ThreadPool pool(threads);
+    std::vector<double> macs(static_cast<size_t>(pool.size()), 0.0);
+    return median_rate(opts.min_seconds, [&] {
+        pool.run([&](int ith, int) { macs[static_cast<size_t>(ith)] = loop.run(iters); });
+        double total = 0;
+        for (double m : macs) total += m;
+        return total / 1e9;
+    });
+}
+
 Probe run_probe(int threads, const ProbeOptions& opts) {
     Probe p;
     p.cpu_model = kernels::cpu_model_name();
@@ -168,8 +214,10 @@ Probe run_probe(int threads, const ProbeOptions& opts) {
     p.cpus = format_cpu_list(default_pool_cpus());
     if (opts.log) opts.log("probe: memory read bandwidth, " + std::to_string(threads) + " thread(s)...");
     p.bandwidth_gbs = probe_bandwidth(threads, opts);
-    if (opts.log) opts.log("probe: int8 matmul peak (Q4_0 weights), " + std::to_string(threads) + " thread(s)...");
-    p.int8_gmacs = probe_int8(threads, opts, &p.kernel);
+    if (opts.log) opts.log("probe: int8 instruction peak, " + std::to_string(threads) + " thread(s)...");
+    p.int8_gmacs = probe_peak(threads, opts, &p.peak_isa, &p.peak_sequence);
+    if (opts.log) opts.log("probe: engine GEMM (Q4_0 weights), " + std::to_string(threads) + " thread(s)...");
+    p.gemm_gmacs = probe_int8(threads, opts, &p.kernel);
     p.measured_at = iso_time_now();
     return p;
 }
@@ -201,6 +249,7 @@ std::optional<Probe> load_cached_probe(const std::string& dir, int threads) {
     want.cpu_model = kernels::cpu_model_name();
     want.features = kernels::feature_names(kernels::cpu_features());
     want.kernel = current_kernel();
+    want.peak_isa = current_peak_loop().isa;
     want.threads = threads;
     want.cpus = format_cpu_list(default_pool_cpus());
     const nlohmann::json j = read_cache(dir);
@@ -208,7 +257,8 @@ std::optional<Probe> load_cached_probe(const std::string& dir, int threads) {
     if (it == j.end()) return std::nullopt;
     try {
         Probe p = probe_from_json(*it);
-        if (p.key() != want.key() || !(p.bandwidth_gbs > 0) || !(p.int8_gmacs > 0)) return std::nullopt;
+        if (p.key() != want.key() || !(p.bandwidth_gbs > 0) || !(p.int8_gmacs > 0) || !(p.gemm_gmacs > 0))
+            return std::nullopt;
         p.cached = true;
         return p;
     } catch (const std::exception&) {

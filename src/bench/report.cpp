@@ -288,11 +288,19 @@ std::string render_header(const json& rep) {
     out += "kernels: " + kern + "\n";
     const json probes = mc.value("probe", json::object());
     for (auto& [t, pr] : probes.items()) {
-        char buf[256];
-        std::snprintf(buf, sizeof buf, "limits:  %s thread(s): %.1f GB/s read bandwidth, %.1f GMAC/s int8 peak%s\n",
+        char buf[512];
+        std::snprintf(buf, sizeof buf, "limits:  %s thread(s): %.1f GB/s read bandwidth, %.1f GMAC/s int8 peak%s%s%s",
                       t.c_str(), num_or_nan(pr, "bandwidth_gbs"), num_or_nan(pr, "int8_gmacs"),
-                      pr.value("cached", false) ? " (cached probe)" : "");
+                      pr.value("peak_isa", "").empty() ? "" : " (", pr.value("peak_isa", "").c_str(),
+                      pr.value("peak_isa", "").empty() ? "" : ")");
         out += buf;
+        // The engine's own GEMM beside the peak (probes from before the peak have none).
+        if (num_or_nan(pr, "gemm_gmacs") > 0) {
+            std::snprintf(buf, sizeof buf, "; engine GEMM %.1f GMAC/s = %.0f%% kernel efficiency",
+                          num_or_nan(pr, "gemm_gmacs"), 100 * num_or_nan(pr, "kernel_efficiency"));
+            out += buf;
+        }
+        out += pr.value("cached", false) ? " (cached probe)\n" : "\n";
     }
     out += "build:   loom " + s_(b, "version") + " (commit " + s_(b, "commit") + "), " + s_(b, "compiler") + "\n";
     char buf[256];
@@ -335,7 +343,7 @@ std::string render_markdown(const json& rep) {
     out += "p: prompt tokens per user, n: generated tokens, users: concurrent sequences (batch), "
            "pp: prompt encoding (all users), TTFT: mean time to first token, tg: generation tokens/s summed over "
            "users, lat: next-token latency (mean per step), p90: 90th percentile step, user: tokens/s per user, "
-           "roof: fraction of the machine's int8 peak (pp) / memory bandwidth (tg).\n\n";
+           "roof: fraction of the machine's int8 instruction peak (pp) / memory bandwidth (tg).\n\n";
     std::istringstream cap(render_capacity(rep));
     for (std::string line; std::getline(cap, line);) out += (line.rfind("  ", 0) == 0 ? "-" + line.substr(1) : line) + "\n";
     return out;

@@ -88,9 +88,12 @@ std::map<int, bench::Probe> get_probes(const BenchOpts& o, const std::vector<int
         po.min_seconds = o.probe ? 1.0 : 0.5;
         po.log = [&](const std::string& s) { st.line(s, false); };
         bench::Probe p = bench::run_probe(t, po);
-        char buf[256];
-        std::snprintf(buf, sizeof buf, "probe: %d thread(s): %.1f GB/s memory read, %.1f GMAC/s int8 (%s)", t,
-                      p.bandwidth_gbs, p.int8_gmacs, p.kernel.c_str());
+        char buf[512];
+        std::snprintf(buf, sizeof buf,
+                      "probe: %d thread(s): %.1f GB/s memory read, %.1f GMAC/s int8 peak (%s: %s), "
+                      "%.1f GMAC/s engine GEMM (%s) = %.0f%% kernel efficiency",
+                      t, p.bandwidth_gbs, p.int8_gmacs, p.peak_isa.c_str(), p.peak_sequence.c_str(), p.gemm_gmacs,
+                      p.kernel.c_str(), 100 * p.kernel_efficiency());
         st.line(buf, true);
         bench::save_probe(dir, p);
         out[t] = p;
@@ -256,7 +259,8 @@ void add_bench(CLI::App& app) {
     c->footer(
         "Each point runs `users` independent sequences (own random prompts) through one batched decode per step.\n"
         "Lists take commas: -b 1,2,4,8. Synthetic models are written once to the cache folder and reused.\n"
-        "Machine limits (memory bandwidth, int8 peak) are probed once per CPU/kernel/threads and cached;\n"
+        "Machine limits (memory bandwidth, int8 instruction peak; beside it the engine's GEMM rate) are\n"
+        "probed once per CPU/kernel/threads and cached;\n"
         "--probe measures them again. Compare two saved reports: loom bench compare A.json B.json.");
     c->add_option("-m,--model", o->model, "GGUF model file");
     c->add_option("--synthetic", o->synthetic, "Benchmark a synthetic model of this shape (" + shapes + ")");
@@ -276,7 +280,7 @@ void add_bench(CLI::App& app) {
     c->add_option("--seed", o->seed, "Seed of the random prompts")->capture_default_str();
     c->add_option("--sla-ms", o->sla_ms, "Next-token latency target (ms)")->capture_default_str();
     c->add_option("--reading-tps", o->reading_tps, "Human reading speed (tokens/s per user)")->capture_default_str();
-    c->add_flag("--probe", o->probe, "Measure memory bandwidth and int8 peak now (alone: just the probe)");
+    c->add_flag("--probe", o->probe, "Measure memory bandwidth, int8 instruction peak and GEMM rate now (alone: just the probe)");
     c->add_flag("--no-probe", o->no_probe, "No probe and no roofline columns");
     c->add_option("--cache-dir", o->cache_dir, "Cache folder (default $XDG_CACHE_HOME/loom or ~/.cache/loom)");
     c->add_option("-o,--output", o->output, "stdout format: table, md, csv or json (the table then goes to stderr)")

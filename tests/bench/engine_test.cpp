@@ -105,7 +105,19 @@ TEST(BenchEngine, ProbeAndItsCache) {
     const Probe p = run_probe(1, po);
     EXPECT_GT(p.bandwidth_gbs, 0);
     EXPECT_GT(p.int8_gmacs, 0);
+    EXPECT_GT(p.gemm_gmacs, 0);
     EXPECT_FALSE(p.kernel.empty());
+    // The peak is that of the selected kernel's ISA, not the kernel's own rate.
+    const kernels::MatmulKernel* k = kernels::select(GgmlType::Q4_0, kernels::cpu_features());
+    ASSERT_NE(k, nullptr);
+    EXPECT_EQ(p.kernel, k->name);
+    EXPECT_EQ(p.peak_isa, k->isa);
+    EXPECT_FALSE(p.peak_sequence.empty());
+    EXPECT_NEAR(p.kernel_efficiency(), p.gemm_gmacs / p.int8_gmacs, 1e-12);
+    const nlohmann::json pj = probe_to_json(p);
+    for (const char* f : {"bandwidth_gbs", "int8_gmacs", "gemm_gmacs", "kernel_efficiency", "peak_isa", "peak_sequence"})
+        EXPECT_TRUE(pj.contains(f)) << f;
+    EXPECT_EQ(probe_from_json(pj).key(), p.key());
     const fs::path dir = temp_dir("loom_bench_probe");
     EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());
     save_probe(dir.string(), p);
@@ -113,10 +125,36 @@ TEST(BenchEngine, ProbeAndItsCache) {
     ASSERT_TRUE(c.has_value());
     EXPECT_TRUE(c->cached);
     EXPECT_DOUBLE_EQ(c->bandwidth_gbs, p.bandwidth_gbs);
+    EXPECT_DOUBLE_EQ(c->gemm_gmacs, p.gemm_gmacs);
+    EXPECT_EQ(c->peak_isa, p.peak_isa);
     EXPECT_FALSE(load_cached_probe(dir.string(), 3).has_value());  // other thread count
+    {
+        // An entry from before the instruction peak (int8_gmacs was the GEMM rate) is a miss.
+        nlohmann::json old = probe_to_json(p);
+        for (const char* f : {"peak_isa", "peak_sequence", "gemm_gmacs", "kernel_efficiency"}) old.erase(f);
+        Probe op = probe_from_json(old);
+        nlohmann::json cache = {{op.key(), old}};
+        std::ofstream(dir / "probe.json") << cache.dump();
+        EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());
+    }
     std::ofstream(dir / "probe.json") << "garbage";
     EXPECT_FALSE(load_cached_probe(dir.string(), 1).has_value());  // damaged cache: a miss
     fs::remove_all(dir);
+}
+
+// --isa: the peak loop follows the forced ISA, like the kernel.
+TEST(BenchEngine, PeakFollowsForcedIsa) {
+    ProbeOptions po;
+    po.min_seconds = 0.01;
+    kernels::set_forced_isa("scalar");
+    std::string isa, seq;
+    const double scalar = probe_peak(1, po, &isa, &seq);
+    kernels::set_forced_isa("");
+    EXPECT_EQ(isa, "scalar");
+    EXPECT_GT(scalar, 0);
+    std::string best;
+    EXPECT_GT(probe_peak(1, po, &best), 0);
+    EXPECT_EQ(best, kernels::select(GgmlType::Q4_0, kernels::cpu_features())->isa);
 }
 
 // --cpu-mask: probes of pinned threads are measured and cached apart from unpinned ones.

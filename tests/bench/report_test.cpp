@@ -47,6 +47,9 @@ ReportInput input(bool with_probe) {
         p.threads = 2;
         p.bandwidth_gbs = 20;
         p.int8_gmacs = 100;
+        p.gemm_gmacs = 40;
+        p.peak_isa = "avx2";
+        p.peak_sequence = "vpmaddubsw+vpmaddwd+vpaddd ymm x8";
         in.probes[2] = p;
     }
     return in;
@@ -134,6 +137,18 @@ TEST(BenchReport, Renderings) {
     EXPECT_NE(table.find("max users within SLA"), std::string::npos);
     EXPECT_NE(table.find("Test CPU"), std::string::npos);
     EXPECT_NE(table.find("±"), std::string::npos);
+    // The limits line: the instruction peak with its ISA, the engine GEMM beside it.
+    EXPECT_NE(table.find("100.0 GMAC/s int8 peak (avx2)"), std::string::npos) << table;
+    EXPECT_NE(table.find("engine GEMM 40.0 GMAC/s = 40% kernel efficiency"), std::string::npos) << table;
+    EXPECT_NEAR(rep["machine"]["probe"]["2"]["kernel_efficiency"].get<double>(), 0.4, 1e-12);
+    EXPECT_EQ(rep["machine"]["probe"]["2"]["gemm_gmacs"].get<double>(), 40);
+    // A probe from before the instruction peak (no GEMM figure) renders without it.
+    json legacy = rep;
+    for (const char* f : {"peak_isa", "peak_sequence", "gemm_gmacs", "kernel_efficiency"})
+        legacy["machine"]["probe"]["2"].erase(f);
+    const std::string lt = render_table(legacy);
+    EXPECT_NE(lt.find("100.0 GMAC/s int8 peak\n"), std::string::npos) << lt;
+    EXPECT_EQ(lt.find("kernel efficiency"), std::string::npos);
     const std::string md = render_markdown(rep);
     EXPECT_NE(md.find("|---"), std::string::npos);
     // CSV: header and one line per result, same number of fields.
