@@ -112,6 +112,12 @@ const uint8_t* quantize_acts(ThreadPool& pool, const kernels::MatmulKernel* k, G
 
 }  // namespace
 
+int64_t matmul_chunk_groups(int64_t n_groups, int64_t T, int64_t n_threads) {
+    const int64_t nth = std::max<int64_t>(1, n_threads);
+    if (T <= 8) return std::max<int64_t>(1, n_groups / (8 * nth));
+    return std::max<int64_t>(1, (n_groups + nth - 1) / nth);
+}
+
 void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy) {
     const Weight* w[] = {&W};
     float* y[] = {Y};
@@ -139,18 +145,15 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
         const int64_t rg = k->row_group;
         std::vector<int64_t> first(Ws.size() + 1, 0);  // first global group of each weight
         for (size_t i = 0; i < Ws.size(); ++i) first[i + 1] = first[i] + (Ws[i]->n_out + rg - 1) / rg;
-        // Threads take chunks from a shared counter. Few rows (generation): ~1/8 of a
-        // share each, so a thread that starts late or is interrupted (a shared machine)
-        // does not hold the others up. Many rows: one share each, since every kernel
-        // call rebuilds its activation panel.
-        const int64_t n_groups = first.back(), nth = pool.size();
-        const int64_t chunk = T <= 8 ? std::max<int64_t>(1, n_groups / (8 * nth)) : (n_groups + nth - 1) / nth;
+        // Threads take chunks from a shared counter (matmul_chunk_groups).
+        const int64_t n_groups = first.back();
+        const int64_t chunk = matmul_chunk_groups(n_groups, T, pool.size());
         std::atomic<int64_t> next{0};
         pool.run([&](int, int) {
             for (int64_t b; (b = next.fetch_add(chunk, std::memory_order_relaxed)) < n_groups;) {
                 const int64_t e = std::min(n_groups, b + chunk);
                 for (size_t i = 0; i < Ws.size(); ++i) {
-                    const int64_t g0 = std::max(b, first[i]) - first[i], g1 = std::min(e, first[i + 1]) - first[i];
+                    const auto [g0, g1] = chunk_part(first, i, b, e);
                     if (g0 >= g1) continue;
                     const Weight& W = *Ws[i];
                     k->matmul(W.data, A, arb, Ys[i], ldy_of(i), W.n_in, W.n_out, g0 * rg, std::min(W.n_out, g1 * rg),

@@ -24,6 +24,23 @@ void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float*
 void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* X, int64_t T,
               std::span<float* const> Ys, std::span<const int64_t> ldys = {});
 
+// The work split of matmul_n (exposed for tests). The weights' row groups are laid
+// end to end (weight i owns global groups [first[i], first[i+1])); threads take chunks
+// of matmul_chunk_groups() groups from a shared counter. Few rows (T <= 8, generation):
+// about 1/8 of a thread's share per chunk, so a thread that starts late or is
+// interrupted does not hold the others up; more rows: one share per thread, at most
+// one chunk each, since every kernel call rebuilds its activation panel.
+int64_t matmul_chunk_groups(int64_t n_groups, int64_t T, int64_t n_threads);
+// Groups [g0, g1) of weight i, relative to its first group, within the global chunk
+// [b, e); g0 >= g1 when the chunk does not touch weight i.
+struct GroupRange {
+    int64_t g0, g1;
+};
+inline GroupRange chunk_part(std::span<const int64_t> first, size_t i, int64_t b, int64_t e) {
+    const int64_t lo = b > first[i] ? b : first[i], hi = e < first[i + 1] ? e : first[i + 1];
+    return {lo - first[i], hi - first[i]};
+}
+
 enum class RopeMode { Adjacent, Neox };  // pairs (2i, 2i+1) / (i, i + n_rot/2)
 // cos and sin (times attn_factor) of each token's rotation angles, computed once per
 // forward pass for all layers, queries and keys: [token][n_rot / 2].

@@ -28,6 +28,18 @@ std::vector<int>& default_cpus() {
     static std::vector<int> cpus;
     return cpus;
 }
+// CPUs the pool's threads can run on: its distinct pinned CPUs, else the process's.
+int cpus_available(const std::vector<int>& pinned) {
+    if (!pinned.empty()) {
+        std::vector<int> c = pinned;
+        std::sort(c.begin(), c.end());
+        return static_cast<int>(std::unique(c.begin(), c.end()) - c.begin());
+    }
+    const size_t n = allowed_cpus().size();
+    if (n > 0) return static_cast<int>(n);
+    const unsigned hc = std::thread::hardware_concurrency();
+    return hc == 0 ? 1 : static_cast<int>(hc);
+}
 }  // namespace
 
 void set_default_pool_cpus(std::vector<int> cpus) {
@@ -49,10 +61,12 @@ int default_threads() {
 ThreadPool::ThreadPool(int n_threads) : ThreadPool(n_threads, default_pool_cpus()) {}
 
 ThreadPool::ThreadPool(int n_threads, std::vector<int> cpus)
-    : n_threads_(std::max(1, n_threads)), cpus_(std::move(cpus)), caller_(std::this_thread::get_id()) {
+    : n_threads_(std::max(1, n_threads)), spin_iters_(kSpinIters), cpus_(std::move(cpus)),
+      caller_(std::this_thread::get_id()) {
     for (int c : cpus_)
         if (c < 0 || c >= kMaxCpus)
             throw std::invalid_argument("thread pool: bad CPU id " + std::to_string(c));
+    if (n_threads_ > cpus_available(cpus_)) spin_iters_ = 0;
     if (!cpus_.empty()) {
         caller_cpus_ = allowed_cpus();
         set_thread_cpus({&cpus_[0], 1});
@@ -82,7 +96,7 @@ void ThreadPool::worker(int ith) {
         int spins = 0;
         uint32_t g;
         while ((g = generation_.load(std::memory_order_acquire)) == seen) {
-            if (++spins < kSpinIters) {
+            if (++spins < spin_iters_) {
                 LOOM_PAUSE();
                 continue;
             }
@@ -110,7 +124,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     // Wait for the others: spin briefly, then yield so that a worker waiting for a
     // core (an oversubscribed machine) gets it instead of this thread spinning.
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-        if (spins < kSpinIters) LOOM_PAUSE();
+        if (spins < spin_iters_) LOOM_PAUSE();
         else std::this_thread::yield();
     }
     job_ = nullptr;
@@ -119,13 +133,18 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                               int64_t grain) {
     if (n <= 0) return;
-    grain = std::max<int64_t>(1, grain);
-    const int64_t n_chunks = (n + grain - 1) / grain;
     run([&](int ith, int nth) {
-        const int64_t c0 = n_chunks * ith / nth, c1 = n_chunks * (ith + 1) / nth;
-        const int64_t b = std::min(n, c0 * grain), e = std::min(n, c1 * grain);
+        const auto [b, e] = split_range(n, grain, ith, nth);
         if (b < e) fn(b, e, ith);
     });
+}
+
+std::pair<int64_t, int64_t> ThreadPool::split_range(int64_t n, int64_t grain, int ith, int nth) {
+    if (n <= 0 || nth <= 0) return {0, 0};
+    grain = std::max<int64_t>(1, grain);
+    const int64_t n_chunks = (n + grain - 1) / grain;
+    const int64_t c0 = n_chunks * ith / nth, c1 = n_chunks * (ith + 1) / nth;
+    return {std::min(n, c0 * grain), std::min(n, c1 * grain)};
 }
 
 }  // namespace loom

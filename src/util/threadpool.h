@@ -1,6 +1,9 @@
 // A small persistent thread pool. Workers spin briefly, then sleep, between jobs;
 // no thread is created per operation. The calling thread takes part as thread 0.
 //
+// Oversubscribed (more threads than CPUs, e.g. 64 threads on a small VM), workers do
+// not spin between jobs but sleep at once, and the caller yields while it waits.
+//
 // Pinning (--cpu-mask): given CPUs, thread i runs on cpus[i % cpus.size()] (round
 // robin when there are more threads than CPUs). Thread 0 is the thread that built
 // the pool: it is pinned to cpus[0] by the constructor, and the destructor gives it
@@ -13,6 +16,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace loom {
@@ -37,10 +41,16 @@ public:
     // fn(begin, end, ith) for each non-empty range.
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                       int64_t grain = 1);
+    // parallel_for's range [first, second) for thread ith of nth.
+    static std::pair<int64_t, int64_t> split_range(int64_t n, int64_t grain, int ith, int nth);
 
 private:
     void worker(int ith);
     int n_threads_;
+    // Spin iterations before sleeping (workers) or yielding (the caller): none when the
+    // pool has more threads than CPUs to run them, where a spinning thread would only
+    // take the core from a thread that still has work to do.
+    int spin_iters_;
     std::vector<int> cpus_;
     std::vector<int> caller_cpus_;  // thread 0's affinity before pinning
     std::thread::id caller_;

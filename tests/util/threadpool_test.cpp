@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -53,6 +55,59 @@ TEST(ThreadPool, DestroysWhileWorkersSleep) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }  // a hang here fails the test by timeout
     SUCCEED();
+}
+
+// parallel_for's split at Graviton-class thread counts: contiguous, covering, and
+// balanced to within one grain.
+TEST(ThreadPool, SplitRangeAt64And192Threads) {
+    for (int nth : {64, 192}) {
+        for (int64_t n : {0, 1, 63, 64, 65, 191, 192, 193, 1000, 4096, 14336, 128256}) {
+            for (int64_t grain : {1, 16, 64}) {
+                int64_t expect = 0, lo = INT64_MAX, hi = 0;
+                for (int ith = 0; ith < nth; ++ith) {
+                    const auto [b, e] = ThreadPool::split_range(n, grain, ith, nth);
+                    ASSERT_LE(b, e);
+                    if (b == e) continue;
+                    ASSERT_EQ(b, expect) << "nth " << nth << " n " << n << " grain " << grain << " ith " << ith;
+                    expect = e;
+                    if (e < n) lo = std::min(lo, e - b), hi = std::max(hi, e - b);  // the last may be partial
+                }
+                ASSERT_EQ(expect, n) << "nth " << nth << " n " << n << " grain " << grain;
+                if (hi > 0) {
+                    EXPECT_LE(hi - lo, grain) << "nth " << nth << " n " << n << " grain " << grain;
+                }
+            }
+        }
+    }
+}
+
+// 64 and 192 threads on however few cores this machine has (oversubscribed): every
+// thread runs every job once, parallel_for covers its range once, sleeping workers
+// wake, and it all finishes (workers do not spin when oversubscribed). The time
+// bound only catches a hang or a livelock, not speed.
+TEST(ThreadPool, LargePoolsOversubscribedRunEveryJobOnce) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int nth : {64, 192}) {
+        ThreadPool pool(nth);
+        ASSERT_EQ(pool.size(), nth);
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(nth));
+        const int jobs = nth == 64 ? 200 : 40;
+        for (int job = 0; job < jobs; ++job) {
+            pool.run([&](int ith, int n) {
+                if (n == nth) hits[static_cast<size_t>(ith)].fetch_add(1);
+            });
+            if (job == jobs / 2) std::this_thread::sleep_for(std::chrono::milliseconds(30));  // all asleep
+        }
+        for (int i = 0; i < nth; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), jobs) << "thread " << i;
+        for (int64_t n : {int64_t{100}, int64_t{100003}}) {
+            std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+            pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) seen[static_cast<size_t>(i)].fetch_add(1);
+            }, 16);
+            for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[static_cast<size_t>(i)].load(), 1) << nth << " " << i;
+        }
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
 }
 
 }  // namespace
