@@ -13,6 +13,7 @@ void add_run(CLI::App& app);      // run + logits
 void add_tokenize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_chat(CLI::App& app);      // chat REPL (cmd_chat.cpp)     // bench, bench compare (cmd_bench.cpp)
+void add_quantize(CLI::App& app);  // cmd_quantize.cpp
 
 // Chat template from --chat-template or the model file (cmd_chat.cpp).
 }  // namespace loom::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     loom::cli::add_tokenize(app);
     loom::cli::add_chat(app);
     loom::cli::add_bench(app);
+    loom::cli::add_quantize(app);
     // llama.cpp's multi-letter short flags, which CLI11 cannot declare.
     static const char* const kAliases[][2] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}};
     std::vector<char*> args(argv, argv + argc);

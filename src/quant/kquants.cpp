@@ -75,8 +75,9 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* w, uint8_t*
     return scale;
 }
 
-// Symmetric quantization of n values to -nmax..nmax-1 (stored in L as signed),
-// weights x^2, trying scales around nmax/max (ggml's make_qx_quants, rmse_type 1).
+// Symmetric quantization of n values to -nmax..nmax-1, stored in L offset by nmax
+// (0 for an all-zero group), weights x^2, trying scales around nmax/max (ggml's
+// make_qx_quants, rmse_type 1).
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; ++i) {
@@ -94,7 +95,7 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; ++i) {
         const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = static_cast<int8_t>(l);
+        L[i] = static_cast<int8_t>(l + nmax);
         const float w = x[i] * x[i];
         sumlx += w * x[i] * l;
         suml2 += w * l * l;
@@ -113,7 +114,7 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; ++i)
-                L[i] = static_cast<int8_t>(clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+                L[i] = static_cast<int8_t>(nmax + clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1));
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -398,13 +399,12 @@ void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n) {
         for (int ib = 0; ib < QK_K / 16; ++ib)
             y[i].scales[ib] = static_cast<int8_t>(clampi(nearest_int(iscale * scales[ib]), -128, 127));
 
-        // Requantize against the scales actually stored; codes kept as 0..63.
+        // Requantize against the scales actually stored; codes kept as 0..63. A
+        // group whose stored scale is 0 keeps the codes of its search, as the
+        // reference does (they multiply 0, but the bytes must match).
         for (int j = 0; j < QK_K / 16; ++j) {
             const float d = fp16_to_f32(y[i].d) * y[i].scales[j];
-            if (d == 0.0f) {
-                for (int l = 0; l < 16; ++l) L[16 * j + l] = 32;
-                continue;
-            }
+            if (d == 0.0f) continue;
             for (int l = 0; l < 16; ++l)
                 L[16 * j + l] = static_cast<int8_t>(clampi(nearest_int(x[16 * j + l] / d), -32, 31) + 32);
         }
