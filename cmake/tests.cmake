@@ -32,8 +32,8 @@ foreach(dir ${LOOM_TEST_DIRS})
   target_include_directories(test_${layer} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   # tests/<layer> links that layer's library only, so layers build and test alone.
   set(lib loom_${layer})
-  if(layer STREQUAL "runtime")
-    set(lib loom_model)
+  if(layer STREQUAL "model")
+    set(lib loom_runtime)  # model tests drive the model through a Context
   elseif(layer STREQUAL "kernels")
     set(lib loom_quant)
   elseif(NOT TARGET ${lib})
@@ -79,3 +79,7 @@ if(TMUX_EXECUTABLE AND NOT CMAKE_CROSSCOMPILING)
   add_test(NAME cli.chat_pty COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/chat_pty.sh $<TARGET_FILE:loom>)
   set_tests_properties(cli.chat_pty PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
 endif()
+
+# The include graph is a strict stack (no upward edge): checked on every test run.
+add_test(NAME layers.include_graph
+         COMMAND ${CMAKE_COMMAND} -DSRC=${CMAKE_SOURCE_DIR}/src -P ${CMAKE_SOURCE_DIR}/cmake/check_layers.cmake)

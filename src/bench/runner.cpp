@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "bench/bench.h"
-#include "runtime/kv_cache.h"
+#include "kv/kv_cache.h"
 #include "runtime/sampler.h"
 
 namespace loom::bench {

@@ -4,7 +4,8 @@
 #include <cmath>
 #include <span>
 
-#include "runtime/kv_cache.h"
+#include "kernels/attention.h"
+#include "kv/kv_cache.h"
 #include "util/threadpool.h"
 
 namespace loom {
@@ -40,23 +41,17 @@ DecoderLayer DecoderModel::load_layer(int i) {
     return L;
 }
 
-void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const {
+void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* logits) const {
     const Hparams& h = hp_;
     const int T = plan.n_tokens(), d = h.n_embd;
-    // Activations live in per-thread buffers that only grow: a 512-token prompt needs
+    // Activations in the caller's buffers, which only grow: a 512-token prompt needs
     // tens of MB, which fresh vectors would fault in and zero on every call.
-    struct Scratch {
-        std::vector<float> buf;
-        std::span<float> take(size_t n) {
-            if (buf.size() < n) buf.resize(n);
-            return {buf.data(), n};
-        }
-    };
-    thread_local Scratch s_x, s_xn, s_y, s_q, s_k, s_v, s_att, s_g, s_u;
-    const auto x = s_x.take(size_t(T) * d), xn = s_xn.take(size_t(T) * d), y = s_y.take(size_t(T) * d),
-               q = s_q.take(size_t(T) * h.q_dim()), k = s_k.take(size_t(T) * h.kv_dim()),
-               v = s_v.take(size_t(T) * h.kv_dim()), att = s_att.take(size_t(T) * h.q_dim()),
-               g = s_g.take(size_t(T) * h.n_ff), u = s_u.take(size_t(T) * h.n_ff);
+    size_t next = 0;
+    auto take = [&](size_t n) { return ws.floats(next++, n); };
+    const auto x = take(size_t(T) * d), xn = take(size_t(T) * d), y = take(size_t(T) * d),
+               q = take(size_t(T) * h.q_dim()), k = take(size_t(T) * h.kv_dim()), v = take(size_t(T) * h.kv_dim()),
+               att = take(size_t(T) * h.q_dim()), g = take(size_t(T) * h.n_ff), u = take(size_t(T) * h.n_ff);
+    if (!ws.attention) ws.attention = &kernels::select_attention(kernels::cpu_features());
     const ops::RopeTable rope = ops::rope_table(plan.pos, h.n_rot, h.rope_theta, rope_factors(plan), opt_.rope_attn_factor);
     const float q_scale = h.query_scale > 0 ? h.query_scale : 1.0f / std::sqrt(float(h.head_dim));
 
@@ -76,7 +71,7 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
             ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, rope, t, opt_.rope);
         }
         ops::store_kv(plan, kv, l, k.data(), v.data());
-        const ops::AttentionParams ap{h.n_head, h.n_head_kv, h.head_dim, q_scale, h.attn_softcap, L.window};
+        const ops::AttentionParams ap{h.n_head, h.n_head_kv, h.head_dim, q_scale, h.attn_softcap, L.window, ws.attention};
         ops::attention(pool, plan, kv, l, q.data(), att.data(), ap);
         ops::matmul(pool, L.wo, att.data(), T, y.data());
         if (!L.post_attn_norm.empty()) ops::rmsnorm(y.data(), L.post_attn_norm.data(), y.data(), T, d, h.norm_eps);

@@ -27,7 +27,7 @@ struct DecoderOptions {
 
 class DecoderModel : public Model {
 public:
-    void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const override;
+    void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* logits) const override;
     std::vector<int> layer_windows() const override;
 
 protected:

@@ -13,12 +13,33 @@
 #include "gguf/gguf.h"
 #include "gguf/types.h"
 #include "kernels/kernels.h"
+#include "kv/batch_plan.h"
 #include "util/anon_buffer.h"
 
 namespace loom {
 
 class KvCache;
 class ThreadPool;
+namespace kernels { struct AttentionKernel; }
+
+// Activation buffers and per-context choices of forward passes. Owned by the caller
+// (a Context: one per engine thread) and passed to Model::forward, which stays const:
+// buffers only grow, so steady-state steps neither allocate nor fault in pages.
+class Workspace {
+public:
+    // Buffer i (a small index chosen by the forward pass), at least n floats long.
+    std::span<float> floats(size_t i, size_t n) {
+        if (bufs_.size() <= i) bufs_.resize(i + 1);
+        if (bufs_[i].size() < n) bufs_[i].resize(n);
+        return {bufs_[i].data(), n};
+    }
+    // The attention kernel, chosen once per context from the CPU's features
+    // (nullptr: chosen at the first forward pass).
+    const kernels::AttentionKernel* attention = nullptr;
+
+private:
+    std::vector<std::vector<float>> bufs_;
+};
 
 // Hyperparameters, read from `<arch>.*` metadata. Fields an architecture does
 // not use keep their defaults.
@@ -48,21 +69,6 @@ struct Weight {
     const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
     size_t bytes() const { return row_bytes * static_cast<size_t>(n_out); }
     explicit operator bool() const { return data != nullptr; }
-};
-
-// The batch's tokens in one stream of the KV cache (KvCache::stream_of(layer)).
-struct StreamPlan {
-    std::vector<int32_t> cell;                       // KV cell of each token
-    std::vector<std::span<const int32_t>> visible;   // cells each token may attend to, by position
-};
-
-// What one forward call computes. Built by the runtime (Context::decode).
-struct BatchPlan {
-    std::vector<int32_t> token, pos, seq;
-    std::vector<StreamPlan> streams;                 // per KV cache stream
-    std::vector<int32_t> out_rows;                   // batch rows whose logits are wanted
-    int n_ctx = 0;                                   // context size (KV cells) of the runtime
-    int n_tokens() const { return static_cast<int>(token.size()); }
 };
 
 struct LoadOptions {
@@ -95,8 +101,10 @@ public:
     std::string repack_summary() const;
 
     // Computes plan.out_rows' logits into `logits` ([out_rows][n_vocab]); writes
-    // the batch's keys and values into kv at the cells of plan.streams.
-    virtual void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, float* logits) const = 0;
+    // the batch's keys and values into kv at the cells of plan.streams. Activations
+    // live in ws (the caller's).
+    virtual void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws,
+                         float* logits) const = 0;
     // Each layer's sliding attention window (0 = full context): the KV cache gives
     // window layers a bounded pool of their own.
     virtual std::vector<int> layer_windows() const { return std::vector<int>(static_cast<size_t>(hp_.n_layer), 0); }

@@ -9,7 +9,7 @@
 #include "kernels/exp_poly.h"
 #include "kernels/kernels.h"
 #include "quant/formats.h"
-#include "runtime/kv_cache.h"
+#include "kv/kv_cache.h"
 #include "util/threadpool.h"
 
 namespace loom::ops {
@@ -237,7 +237,7 @@ void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int l
     const int T = plan.n_tokens();
     const int group = p.n_head / p.n_head_kv;
     const int q_dim = p.n_head * p.head_dim;
-    const kernels::AttentionKernel& kern = kernels::select_attention(kernels::cpu_features());
+    const kernels::AttentionKernel& kern = p.kernel ? *p.kernel : kernels::select_attention(kernels::cpu_features());
     const size_t k_head = row_bytes(kv.k_type(), p.head_dim), v_head = row_bytes(kv.v_type(), p.head_dim);
     const uint8_t* k0 = kv.k(layer, 0);
     const uint8_t* v0 = kv.v(layer, 0);

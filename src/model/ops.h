@@ -58,6 +58,9 @@ struct AttentionParams {
     float scale;          // applied to q·k
     float softcap = 0;    // logits -> cap * tanh(logits / cap) when > 0
     int window = 0;       // attend only to positions > pos - window when > 0
+    // The kernel, chosen once per context (Workspace::attention); nullptr: chosen here
+    // from the CPU's features.
+    const kernels::AttentionKernel* kernel = nullptr;
 };
 // out[t][h*head_dim..] = softmax(q·K) V over the cells token t sees in the layer's
 // stream (plan.streams[kv.stream_of(layer)].visible[t]), within p.window if set.

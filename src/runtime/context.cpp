@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "kernels/attention.h"
+
 namespace loom {
 
 namespace {
@@ -33,6 +35,7 @@ Context::Context(const Model& model, const ContextParams& params)
     if ((params.type_k == GgmlType::Q8_0 || params.type_v == GgmlType::Q8_0) && hd % 32 != 0)
         throw std::invalid_argument("KV cache type q8_0 needs a head size that is a multiple of 32 (this model's: " +
                                     std::to_string(hd) + "); use f16");
+    ws_.attention = &kernels::select_attention(kernels::cpu_features());  // once per context
 }
 
 void Context::decode(std::span<const BatchToken> batch) {
@@ -121,7 +124,7 @@ int Context::step(std::span<const BatchToken> batch, float* logits) {
             plan.streams[s].visible[t] = cells.first(static_cast<size_t>(end - cells.begin()));
         }
     }
-    model_.forward(plan, kv_, pool_, logits);
+    model_.forward(plan, kv_, pool_, ws_, logits);
 
     // Later tokens of a sequence come after its last position p1 here: its window
     // cells at p1 - window and before are out of their reach.

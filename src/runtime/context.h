@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "model/model.h"
-#include "runtime/kv_cache.h"
+#include "kv/kv_cache.h"
 #include "util/threadpool.h"
 
 namespace loom {
@@ -64,6 +64,7 @@ private:
     ContextParams params_;
     KvCache kv_;
     ThreadPool pool_;
+    Workspace ws_;  // activations of the forward pass; the attention kernel
     std::vector<float> logits_;
     int n_outputs_ = 0;
 };

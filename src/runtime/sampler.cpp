@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace loom {
 
@@ -26,13 +26,17 @@ void Sampler::accept(int32_t token) {
 int32_t Sampler::sample(std::span<const float> logits) {
     cand_.resize(logits.size());
     for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {logits[i], static_cast<int32_t>(i)};
-    // Repetition penalty (as in CTRL): divide positive logits, multiply negative ones.
-    if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
-        std::unordered_set<int32_t> seen(recent_.begin(), recent_.end());
-        for (int32_t t : seen) {
+    // Repetition penalty (as in CTRL): divide positive logits, multiply negative ones;
+    // then OpenAI's presence and frequency penalties, subtracted.
+    const bool pres_freq = p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f;
+    if ((p_.repeat_penalty != 1.0f || pres_freq) && !recent_.empty()) {
+        std::unordered_map<int32_t, int> seen;
+        for (int32_t t : recent_) ++seen[t];
+        for (const auto& [t, count] : seen) {
             if (t < 0 || static_cast<size_t>(t) >= cand_.size()) continue;
             float& l = cand_[t].first;
-            l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+            if (p_.repeat_penalty != 1.0f) l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+            if (pres_freq) l -= p_.presence_penalty + p_.frequency_penalty * static_cast<float>(count);
         }
     }
     int32_t chosen;

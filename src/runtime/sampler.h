@@ -1,4 +1,5 @@
-// Token sampling: greedy, temperature, top-k, top-p, min-p, repetition penalty,
+// Token sampling: greedy, temperature, top-k, top-p, min-p, repetition / presence /
+// frequency penalties,
 // with a seeded RNG (same seed, same output).
 #pragma once
 #include <cstdint>
@@ -15,7 +16,9 @@ struct SamplerParams {
     float top_p = 0.95f;        // >= 1: off
     float min_p = 0.05f;        // <= 0: off
     float repeat_penalty = 1.0f;  // 1: off
-    int repeat_last_n = 64;
+    float presence_penalty = 0.0f;   // OpenAI's: logit -= p for a token seen in the last repeat_last_n (0: off)
+    float frequency_penalty = 0.0f;  // OpenAI's: logit -= f * its count there (0: off)
+    int repeat_last_n = 64;          // tokens the three penalties look at
     uint64_t seed = 0xC0FFEE;
 };
 

@@ -1,7 +1,7 @@
 #include <cmath>
 #include <map>
 
-#include "runtime/kv_cache.h"
+#include "kv/kv_cache.h"
 #include "runtime/sampler.h"
 #include "test_util.h"
 
