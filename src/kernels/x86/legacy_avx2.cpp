@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "kernels/x86/driver.h"
 #include "kernels/x86/x86_common.h"
 #include "kernels/x86/x86_kernels.h"
 
@@ -28,10 +29,6 @@ inline __m256i bcast4(const uint8_t* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
-}
-
-inline __m256i row_mask(int valid) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 template <bool kQ4>
@@ -89,56 +86,19 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     }
 }
 
-// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x 8 running sums.
-template <bool kQ4, int NT>
-void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_load_ps(acc_mem + 8 * t);
-    tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
-    for (int t = 0; t < NT; ++t) _mm256_store_ps(acc_mem + 8 * t, acc[t]);
-}
-
+// The micro-kernel for the shared driver (driver.h).
 template <bool kQ4>
-void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc) {
-    switch (nt) {
-    case 1: return group_tile<kQ4, 1>(wq, wd, pn, b0, b1, acc);
-    case 2: return group_tile<kQ4, 2>(wq, wd, pn, b0, b1, acc);
-    case 3: return group_tile<kQ4, 3>(wq, wd, pn, b0, b1, acc);
-    default: return group_tile<kQ4, 4>(wq, wd, pn, b0, b1, acc);
+struct Legacy : Ymm8 {
+    static constexpr int kQK = 32, kTile = x86::kTile, kKBlock = x86::kKBlock;
+    static constexpr size_t kMain = Fmt<kQ4>::main, kScale = 2, kStride = kPanelQ8_0Stride;
+    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
+        return panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
     }
-}
-
-template <bool kQ4>
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
-            int64_t o0, int64_t o1, int64_t T) {
-    const int64_t nb = n_in / 32;
-    const size_t gs = group_bytes(nb, Fmt<kQ4>::main, R);
-    const uint8_t* base = align64(w);
-    const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
-    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
-    // a pass, for many rows, every tile sweeps kKBlock blocks of a group before the next
-    // ones, so the group's weights are reused from L1; the running sums wait in a
-    // contiguous per-thread buffer (same operations in the same order).
-    const int64_t pass = rows_per_pass(nb, kPanelQ8_0Stride, kTile);
-    for (int64_t p0 = 0; p0 < T; p0 += pass) {
-        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
-        const int64_t kb = p1 - p0 > kTile ? kKBlock : nb;
-        for (int64_t o = o0; o < o1; o += R) {
-            const uint8_t* g = base + (o / R) * gs;
-            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
-            const __m256i m = row_mask(o1 - o < R ? static_cast<int>(o1 - o) : R);
-            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
-            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
-                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
-                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
-                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
-                    run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accs + (t0 - p0) * R);
-                }
-            }
-            for (int64_t t = p0; t < p1; ++t) _mm256_maskstore_ps(y + t * ldy + o, m, _mm256_load_ps(accs + (t - p0) * R));
-        }
+    template <int NT>
+    static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
+        x86::tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
     }
-}
+};
 
 size_t size_q4_0(int64_t n_out, int64_t n_in) { return packed_size_q4_0(n_out, n_in, R); }
 size_t size_q8_0(int64_t n_out, int64_t n_in) { return packed_size_q8_0(n_out, n_in, R); }
@@ -149,9 +109,9 @@ void pack8(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q8_
 
 const MatmulKernel kMatmulQ4_0Avx2 = {
     "matmul_f32_q4_0x8x4_q8_0_avx2", "avx2", kAvx2Features, GgmlType::Q4_0, GgmlType::Q8_0, R,
-    size_q4_0, pack4, quantize_q8_0_avx2, matmul<true>};
+    size_q4_0, pack4, quantize_q8_0_avx2, matmul<Legacy<true>>};
 const MatmulKernel kMatmulQ8_0Avx2 = {
     "matmul_f32_q8_0x8x4_q8_0_avx2", "avx2", kAvx2Features, GgmlType::Q8_0, GgmlType::Q8_0, R,
-    size_q8_0, pack8, quantize_q8_0_avx2, matmul<false>};
+    size_q8_0, pack8, quantize_q8_0_avx2, matmul<Legacy<false>>};
 
 }  // namespace loom::kernels::x86

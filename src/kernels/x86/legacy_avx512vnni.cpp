@@ -21,6 +21,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/x86/x86_kernels.h"
+#include "kernels/x86/driver.h"
 #include "kernels/x86/x86_common.h"
 
 namespace loom::kernels::x86 {
@@ -97,62 +98,19 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     }
 }
 
-// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x 16 running sums.
-template <bool kQ4, int NT>
-void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_load_ps(acc_mem + 16 * t);
-    tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
-    for (int t = 0; t < NT; ++t) _mm512_store_ps(acc_mem + 16 * t, acc[t]);
-}
-
+// The micro-kernel for the shared driver (driver.h).
 template <bool kQ4>
-void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc) {
-    switch (nt) {
-    case 1: return group_tile<kQ4, 1>(wq, wd, pn, b0, b1, acc);
-    case 2: return group_tile<kQ4, 2>(wq, wd, pn, b0, b1, acc);
-    case 3: return group_tile<kQ4, 3>(wq, wd, pn, b0, b1, acc);
-    case 4: return group_tile<kQ4, 4>(wq, wd, pn, b0, b1, acc);
-    case 5: return group_tile<kQ4, 5>(wq, wd, pn, b0, b1, acc);
-    case 6: return group_tile<kQ4, 6>(wq, wd, pn, b0, b1, acc);
-    case 7: return group_tile<kQ4, 7>(wq, wd, pn, b0, b1, acc);
-    default: return group_tile<kQ4, 8>(wq, wd, pn, b0, b1, acc);
+struct Legacy : Zmm16 {
+    static constexpr int kQK = 32, kTile = x86::kTile, kKBlock = Fmt<kQ4>::kblock;
+    static constexpr size_t kMain = Fmt<kQ4>::main, kScale = 2, kStride = kPanelQ8_0Stride;
+    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
+        return panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
     }
-}
-
-template <bool kQ4>
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
-            int64_t o0, int64_t o1, int64_t T) {
-    const int64_t nb = n_in / 32;
-    const size_t gs = group_bytes(nb, Fmt<kQ4>::main, R);
-    const uint8_t* base = align64(w);
-    const uint8_t* pn = panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
-    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
-    // a pass, for many rows, every tile sweeps Fmt::kblock blocks of a group before the
-    // next ones, so the group's weights are reused from L1; the running sums wait in a
-    // contiguous per-thread buffer (same operations in the same order).
-    const int64_t pass = rows_per_pass(nb, kPanelQ8_0Stride, kTile);
-    for (int64_t p0 = 0; p0 < T; p0 += pass) {
-        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
-        const int64_t kb = p1 - p0 > kTile ? Fmt<kQ4>::kblock : nb;
-        for (int64_t o = o0; o < o1; o += R) {
-            const uint8_t* g = base + (o / R) * gs;
-            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * Fmt<kQ4>::main);
-            const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
-            const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
-            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
-            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
-                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
-                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
-                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
-                    run_tile<kQ4>(nt, g, wd, pn + t0 * nb * kPanelQ8_0Stride, b0, b1, accs + (t0 - p0) * R);
-                }
-            }
-            for (int64_t t = p0; t < p1; ++t)
-                _mm512_mask_storeu_ps(y + t * ldy + o, m, _mm512_load_ps(accs + (t - p0) * R));
-        }
+    template <int NT>
+    static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
+        x86::tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
     }
-}
+};
 
 size_t size_q4_0(int64_t n_out, int64_t n_in) { return packed_size_q4_0(n_out, n_in, R); }
 size_t size_q8_0(int64_t n_out, int64_t n_in) { return packed_size_q8_0(n_out, n_in, R); }
@@ -163,9 +121,9 @@ void pack8(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q8_
 
 const MatmulKernel kMatmulQ4_0Avx512 = {
     "matmul_f32_q4_0x16x4_q8_0_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q4_0, GgmlType::Q8_0, R,
-    size_q4_0, pack4, quantize_q8_0_avx512, matmul<true>};
+    size_q4_0, pack4, quantize_q8_0_avx512, matmul<Legacy<true>>};
 const MatmulKernel kMatmulQ8_0Avx512 = {
     "matmul_f32_q8_0x16x4_q8_0_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q8_0, GgmlType::Q8_0, R,
-    size_q8_0, pack8, quantize_q8_0_avx512, matmul<false>};
+    size_q8_0, pack8, quantize_q8_0_avx512, matmul<Legacy<false>>};
 
 }  // namespace loom::kernels::x86

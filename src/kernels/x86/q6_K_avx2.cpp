@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "kernels/x86/driver.h"
 #include "kernels/x86/x86_common.h"
 #include "kernels/x86/x86_kernels.h"
 
@@ -80,54 +81,18 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     }
 }
 
-template <int NT>
-void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_load_ps(acc_mem + 8 * t);
-    tile<NT>(wq, wd, pn, b0, b1, acc);
-    for (int t = 0; t < NT; ++t) _mm256_store_ps(acc_mem + 8 * t, acc[t]);
-}
-
-void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc) {
-    static_assert(kTile == 4);
-    switch (nt) {
-    case 1: return group_tile<1>(wq, wd, pn, b0, b1, acc);
-    case 2: return group_tile<2>(wq, wd, pn, b0, b1, acc);
-    case 3: return group_tile<3>(wq, wd, pn, b0, b1, acc);
-    default: return group_tile<4>(wq, wd, pn, b0, b1, acc);
+// The micro-kernel for the shared driver (driver.h).
+struct Q6K : Ymm8 {
+    static constexpr int kQK = 256, kTile = x86::kTile, kKBlock = x86::kKBlock;
+    static constexpr size_t kMain = x86::kMain, kScale = 2, kStride = S;
+    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
+        return panel_q8_K(act, arb, T, nb, kTile);
     }
-}
-
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
-            int64_t o0, int64_t o1, int64_t T) {
-    const int64_t nb = n_in / 256;
-    const size_t gs = group_bytes(nb, kMain, R);
-    const uint8_t* base = align64(w);
-    const uint8_t* pn = panel_q8_K(act, arb, T, nb, kTile);
-    // Passes of up to `pass` rows keep the panel in L2; within a pass every tile sweeps
-    // kKBlock blocks of a group (weights reused from L1), running sums in a per-thread
-    // buffer (same operations in the same order).
-    const int64_t pass = rows_per_pass(nb, S, kTile);
-    for (int64_t p0 = 0; p0 < T; p0 += pass) {
-        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
-        const int64_t kb = p1 - p0 > kTile ? kKBlock : nb;
-        for (int64_t o = o0; o < o1; o += R) {
-            const uint8_t* g = base + (o / R) * gs;
-            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * kMain);
-            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(o1 - o < R ? static_cast<int>(o1 - o) : R),
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
-            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
-                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
-                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
-                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
-                    run_tile(nt, g, wd, pn + t0 * nb * S, b0, b1, accs + (t0 - p0) * R);
-                }
-            }
-            for (int64_t t = p0; t < p1; ++t) _mm256_maskstore_ps(y + t * ldy + o, m, _mm256_load_ps(accs + (t - p0) * R));
-        }
+    template <int NT>
+    static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
+        x86::tile<NT>(wq, wd, pn, b0, b1, acc);
     }
-}
+};
 
 size_t size_q6_K(int64_t n_out, int64_t n_in) { return packed_size_q6_K(n_out, n_in, R); }
 void pack6(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q6_K(s, d, n_out, n_in, R); }
@@ -136,6 +101,6 @@ void pack6(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q6_
 
 const MatmulKernel kMatmulQ6_KAvx2 = {
     "matmul_f32_q6_Kx8x4_q8_K_avx2", "avx2", kAvx2Features, GgmlType::Q6_K, GgmlType::Q8_K, R,
-    size_q6_K, pack6, quantize_q8_K_avx2, matmul};
+    size_q6_K, pack6, quantize_q8_K_avx2, matmul<Q6K>};
 
 }  // namespace loom::kernels::x86

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "kernels/x86/driver.h"
 #include "kernels/x86/x86_common.h"
 #include "kernels/x86/x86_kernels.h"
 
@@ -81,59 +82,18 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     }
 }
 
-template <int NT>
-void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_load_ps(acc_mem + 16 * t);
-    tile<NT>(wq, wd, pn, b0, b1, acc);
-    for (int t = 0; t < NT; ++t) _mm512_store_ps(acc_mem + 16 * t, acc[t]);
-}
-
-void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc) {
-    static_assert(kTile == 8);
-    switch (nt) {
-    case 1: return group_tile<1>(wq, wd, pn, b0, b1, acc);
-    case 2: return group_tile<2>(wq, wd, pn, b0, b1, acc);
-    case 3: return group_tile<3>(wq, wd, pn, b0, b1, acc);
-    case 4: return group_tile<4>(wq, wd, pn, b0, b1, acc);
-    case 5: return group_tile<5>(wq, wd, pn, b0, b1, acc);
-    case 6: return group_tile<6>(wq, wd, pn, b0, b1, acc);
-    case 7: return group_tile<7>(wq, wd, pn, b0, b1, acc);
-    default: return group_tile<8>(wq, wd, pn, b0, b1, acc);
+// The micro-kernel for the shared driver (driver.h).
+struct Q6K : Zmm16 {
+    static constexpr int kQK = 256, kTile = x86::kTile, kKBlock = x86::kKBlock;
+    static constexpr size_t kMain = x86::kMain, kScale = 2, kStride = S;
+    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
+        return panel_q8_K(act, arb, T, nb, kTile);
     }
-}
-
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
-            int64_t o0, int64_t o1, int64_t T) {
-    const int64_t nb = n_in / 256;
-    const size_t gs = group_bytes(nb, kMain, R);
-    const uint8_t* base = align64(w);
-    const uint8_t* pn = panel_q8_K(act, arb, T, nb, kTile);
-    // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
-    // a pass, for many rows, every tile sweeps kKBlock blocks of a group before the next
-    // ones, so the group's weights are reused from L1; the running sums wait in a
-    // contiguous per-thread buffer (same operations in the same order).
-    const int64_t pass = rows_per_pass(nb, S, kTile);
-    for (int64_t p0 = 0; p0 < T; p0 += pass) {
-        const int64_t p1 = T - p0 < pass ? T : p0 + pass;
-        const int64_t kb = p1 - p0 > kTile ? kKBlock : nb;
-        for (int64_t o = o0; o < o1; o += R) {
-            const uint8_t* g = base + (o / R) * gs;
-            const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * kMain);
-            const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
-            const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
-            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
-            for (int64_t b0 = 0; b0 < nb; b0 += kb) {
-                const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
-                for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
-                    const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
-                    run_tile(nt, g, wd, pn + t0 * nb * S, b0, b1, accs + (t0 - p0) * R);
-                }
-            }
-            for (int64_t t = p0; t < p1; ++t) _mm512_mask_storeu_ps(y + t * ldy + o, m, _mm512_load_ps(accs + (t - p0) * R));
-        }
+    template <int NT>
+    static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
+        x86::tile<NT>(wq, wd, pn, b0, b1, acc);
     }
-}
+};
 
 size_t size_q6_K(int64_t n_out, int64_t n_in) { return packed_size_q6_K(n_out, n_in, R); }
 void pack6(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q6_K(s, d, n_out, n_in, R); }
@@ -142,6 +102,6 @@ void pack6(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q6_
 
 const MatmulKernel kMatmulQ6_KAvx512 = {
     "matmul_f32_q6_Kx16x4_q8_K_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q6_K, GgmlType::Q8_K, R,
-    size_q6_K, pack6, quantize_q8_K_avx512, matmul};
+    size_q6_K, pack6, quantize_q8_K_avx512, matmul<Q6K>};
 
 }  // namespace loom::kernels::x86

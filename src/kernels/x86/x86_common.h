@@ -46,7 +46,8 @@
 // sum(u * a) - off * sum(a) = sum((u - off) * a)  (off = 8 for Q4_0, 128 for Q8_0 on
 // AVX-512, 0 for Q8_0 on AVX2, which multiplies signed bytes directly).
 //
-// Loop structure of every kernel (matmul over output rows [o0, o1) of T rows):
+// Loop structure of every kernel (matmul over output rows [o0, o1) of T rows), written
+// once in driver.h; a kernel file supplies the register tile (micro-kernel):
 //   for each pass of up to rows_per_pass() activation rows (panel stays in L2):
 //     for each group of R output rows:
 //       for each sweep of kblock weight blocks (all blocks at once when the pass
