@@ -50,7 +50,9 @@ void pack_k_asym(GgmlType t, const uint8_t* src, uint8_t* dst, int64_t n_out, in
                 if (!blk[r]) continue;
                 std::memcpy(out + 2 * r, blk[r], 2);      // d
                 std::memcpy(out + 8 + 2 * r, blk[r] + 2, 2);  // dmin
-                for (int j = 0; j < 8; ++j) ref::get_scale_min_k4(j, blk[r] + 4, out + 16 + 8 * r + j, out + 48 + 8 * r + j);
+                uint8_t sc[9] = {};
+                for (int j = 0; j < 8; ++j) ref::get_scale_min_k4(j, blk[r] + 4, &sc[j], out + 48 + 8 * r + j);
+                for (int j = 0; j < 8; ++j) out[16 + 4 * j + r] = static_cast<uint8_t>(static_cast<int8_t>(sc[j] - sc[j + 1]));
             }
             for (int p = 0; p < 4; ++p) {
                 const uint8_t* s[4];
@@ -71,10 +73,6 @@ static int8x16_t split_sums(const uint8_t* blk) {
     const int16x8_t b1 = vld1q_s16(reinterpret_cast<const int16_t*>(blk + offsetof(BlockQ8_K, bsums) + 16));
     const int16x8_t s = vpaddq_s16(b0, b1);  // sub-block sums of 32 (|s| <= 32 * 128)
     return vcombine_s8(vmovn_s16(vshrq_n_s16(s, 7)), vmovn_s16(vandq_s16(s, vdupq_n_s16(127))));
-}
-
-void k_act_sums(const uint8_t* act, int64_t nb, uint8_t* out) {
-    for (int64_t b = 0; b < nb; ++b) vst1q_s8(reinterpret_cast<int8_t*>(out + 16 * b), split_sums(act + b * sizeof(BlockQ8_K)));
 }
 
 void k_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out) {

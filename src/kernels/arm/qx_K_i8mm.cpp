@@ -4,9 +4,9 @@
 //   matmul_f32_q5_Kx4x8_q8_K_i8mm
 // A 16-byte weight vector is a 2x8 tile (8 codes of each of 2 rows); activations are
 // taken in pairs of rows, rearranged once per call into 2x8 tiles (k_act_pair), so one
-// SMMLA adds a 2x2 int32 tile [t0 r0, t0 r1, t1 r0, t1 r1]. Per sub-block of 32 the
-// tile is multiplied by the rows' scales in that lane order (TBL from the unpacked
-// bytes) into isum; msum is two SMMLAs of the mins with the split sub-block sums.
+// SMMLA adds a 2x2 int32 tile [t0 r0, t0 r1, t1 r0, t1 r1]. The tiles run on through
+// a block; after each sub-block of 32 they are multiplied by the rows' scale
+// differences (arm_common.h) in that lane order into isum; msum is two SMMLAs of the mins with the split sub-block sums.
 // Per block and lane: acc = fma(isum, d_w * d_a, acc), acc = fms(msum, dmin_w * d_a,
 // acc) -- the contract. An odd last activation row goes to the dotprod kernel (same
 // layout, same exact sums, same float steps), so GEMM rows equal GEMV exactly.
@@ -31,26 +31,36 @@ inline float32x4_t zip2_64(float32x4_t a, float32x4_t b) {
     return vreinterpretq_f32_f64(vzip2q_f64(vreinterpretq_f64_f32(a), vreinterpretq_f64_f32(b)));
 }
 
+inline int32x4_t zip1_64(int32x4_t a, int32x4_t b) {
+    return vreinterpretq_s32_s64(vzip1q_s64(vreinterpretq_s64_s32(a), vreinterpretq_s64_s32(b)));
+}
+inline int32x4_t zip2_64(int32x4_t a, int32x4_t b) {
+    return vreinterpretq_s32_s64(vzip2q_s64(vreinterpretq_s64_s32(a), vreinterpretq_s64_s32(b)));
+}
+
+// The scale differences of sub-block j for rows 0..3 as int32 lanes (bytes 4j..4j+3).
+inline int32x4_t scales(int8x16_t s0, int8x16_t s1, int j) {
+    const int8x16_t s = j < 4 ? s0 : s1;
+    const int16x8_t w = (j & 2) ? vmovl_high_s8(s) : vmovl_s8(vget_low_s8(s));
+    return (j & 1) ? vmovl_high_s16(w) : vmovl_s16(vget_low_s16(w));
+}
+
 // Rows 0..3 of a group x NP prepared activation pairs, all blocks. out[2p] / out[2p+1]:
 // lanes [t0 r0, t0 r1, t1 r0, t1 r1] / [t0 r2, t0 r3, t1 r2, t1 r3] of pair p.
 template <bool kQ5, int NP>
 void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out) {
     constexpr size_t kWBlock = kQ5 ? kKGroupBlockQ5 : kKGroupBlockQ4;
-    // TBL indices into the scales [r0 j0..7 | r1 | r2 | r3]: byte 0 of each lane = the
-    // scale of that lane's row, sub-block j (+1 per sub-block); 0x80 + j gives 0.
-    static constexpr uint8_t kIdx01[16] = {0, 0x80, 0x80, 0x80, 8, 0x80, 0x80, 0x80, 0, 0x80, 0x80, 0x80, 8, 0x80, 0x80, 0x80};
-    static constexpr uint8_t kIdx23[16] = {16, 0x80, 0x80, 0x80, 24, 0x80, 0x80, 0x80, 16, 0x80, 0x80, 0x80, 24, 0x80, 0x80, 0x80};
-    const uint8x16_t one = vdupq_n_u8(1), m4 = vdupq_n_u8(0x0F), m10 = vdupq_n_u8(0x10);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m10 = vdupq_n_u8(0x10);
     const size_t pair_bytes = kKPairBlock * static_cast<size_t>(nb);
     float32x4_t acc[2 * NP];
     for (int i = 0; i < 2 * NP; ++i) acc[i] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = wg + b * kWBlock;
         const uint8_t* pb = pairs + b * kKPairBlock;
-        const uint8x16x2_t stab = {{vld1q_u8(blk + 16), vld1q_u8(blk + 32)}};
-        uint8x16_t i01 = vld1q_u8(kIdx01), i23 = vld1q_u8(kIdx23);
-        int32x4_t is[2 * NP];
-        for (int i = 0; i < 2 * NP; ++i) is[i] = vdupq_n_s32(0);
+        const int8x16_t s0 = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 16)), s1 = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 32));
+        int32x4_t is[2 * NP], run[2 * NP];  // run: the SMMLA sums, running through the block
+        for (int i = 0; i < 2 * NP; ++i) is[i] = run[i] = vdupq_n_s32(0);
+#pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
             const uint8_t* q = blk + 80 + 128 * (j / 2);
             int8x16_t W[8];
@@ -63,19 +73,17 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out)
                 }
                 W[v] = vreinterpretq_s8_u8(c);
             }
-            const int32x4_t sc01 = vreinterpretq_s32_u8(vqtbl2q_u8(stab, i01));
-            const int32x4_t sc23 = vreinterpretq_s32_u8(vqtbl2q_u8(stab, i23));
-            i01 = vaddq_u8(i01, one), i23 = vaddq_u8(i23, one);
+            const int32x4_t sc = scales(s0, s1, j);  // rows 0..3
+            const int32x4_t sc01 = zip1_64(sc, sc), sc23 = zip2_64(sc, sc);
             for (int p = 0; p < NP; ++p) {
                 const int8_t* a = reinterpret_cast<const int8_t*>(pb + p * pair_bytes + 64 * j);
-                int32x4_t s01 = vdupq_n_s32(0), s23 = vdupq_n_s32(0);
                 for (int k = 0; k < 4; ++k) {
                     const int8x16_t A = vld1q_s8(a + 16 * k);
-                    s01 = vmmlaq_s32(s01, A, W[2 * k]);
-                    s23 = vmmlaq_s32(s23, A, W[2 * k + 1]);
+                    run[2 * p] = vmmlaq_s32(run[2 * p], A, W[2 * k]);
+                    run[2 * p + 1] = vmmlaq_s32(run[2 * p + 1], A, W[2 * k + 1]);
                 }
-                is[2 * p] = vmlaq_s32(is[2 * p], s01, sc01);
-                is[2 * p + 1] = vmlaq_s32(is[2 * p + 1], s23, sc23);
+                is[2 * p] = vmlaq_s32(is[2 * p], run[2 * p], sc01);
+                is[2 * p + 1] = vmlaq_s32(is[2 * p + 1], run[2 * p + 1], sc23);
             }
         }
         const float16x8_t dd = vreinterpretq_f16_u8(vld1q_u8(blk));

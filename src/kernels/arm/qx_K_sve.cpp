@@ -5,9 +5,10 @@
 // With vectors of >= 256 bits one predicated 32-byte load holds the 2x8 tiles of rows
 // 0,1 and 2,3 side by side, and the activation pair tile is replicated to both
 // 128-bit segments (LD1RQ), so one SMMLA yields [t0 r0, t0 r1, t1 r0, t1 r1 | t0 r2,
-// t0 r3, t1 r2, t1 r3]: half the instructions of the NEON kernel. Scales (TBL from the
-// unpacked bytes), msum (SMMLA of the mins with the split sub-block sums) and the two
-// float steps per block follow the NEON i8mm kernel lane for lane -- the contract.
+// t0 r3, t1 r2, t1 r3]: half the instructions of the NEON kernel. The running sums
+// times the scale differences (TBL from the unpacked bytes), msum (SMMLA of the mins
+// with the split sub-block sums) and the two float steps per block follow the NEON
+// i8mm kernel lane for lane -- the contract.
 // Longer vectors use the first 256 bits (zeroing loads). With 128-bit vectors the NEON
 // i8mm kernel runs instead (same layout); an odd last activation row goes to the
 // dotprod kernel, as in the NEON i8mm kernel, so GEMM rows equal GEMV exactly.
@@ -26,12 +27,13 @@ namespace {
 constexpr int kRows = 4;
 constexpr int kMaxPairs = 4;
 
-// Sub-block j (64 bytes of tiles at a) of one activation pair: 4 SMMLAs, times the scales.
-__attribute__((always_inline)) inline void sub_step(svint32_t& is, const uint8_t* a, svint8_t w0, svint8_t w1,
-                                                    svint8_t w2, svint8_t w3, svint32_t sc, svbool_t pw) {
+// Sub-block j (64 bytes of tiles at a) of one activation pair: 4 SMMLAs onto the running
+// sums s, which are multiplied by the scale differences (arm_common.h) into is.
+__attribute__((always_inline)) inline void sub_step(svint32_t& is, svint32_t& s, const uint8_t* a, svint8_t w0,
+                                                    svint8_t w1, svint8_t w2, svint8_t w3, svint32_t sc, svbool_t pw) {
     const svbool_t all = svptrue_b8();
     const int8_t* t = reinterpret_cast<const int8_t*>(a);
-    svint32_t s = svmmla_s32(svdup_n_s32(0), svld1rq_s8(all, t), w0);
+    s = svmmla_s32(s, svld1rq_s8(all, t), w0);
     s = svmmla_s32(s, svld1rq_s8(all, t + 16), w1);
     s = svmmla_s32(s, svld1rq_s8(all, t + 32), w2);
     s = svmmla_s32(s, svld1rq_s8(all, t + 48), w3);
@@ -68,11 +70,12 @@ template <bool kQ5, int NP>
 void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) {
     constexpr size_t kWBlock = kQ5 ? kKGroupBlockQ5 : kKGroupBlockQ4;
     const svbool_t pb = svwhilelt_b8(0, 32), pw = svwhilelt_b32(0, 8), all = svptrue_b8();
-    // Per 32-bit lane l, the scale byte of its row for sub-block 0: 8 (2 (l / 4) + l % 2);
-    // the other bytes index past the 32 loaded ones, so TBL gives 0 there.
+    // Per 32-bit lane l, the scale-difference byte of its row for sub-block 0:
+    // 2 (l / 4) + l % 2 (+4 per sub-block); the other bytes index past the 32 loaded
+    // ones, so TBL gives 0 there (then sign-extended from the low byte).
     const svuint32_t l = svindex_u32(0, 1);
     const svuint32_t row = svorr_u32_x(pw, svlsl_n_u32_x(pw, svlsr_n_u32_x(pw, l, 2), 1), svand_n_u32_x(pw, l, 1));
-    const svuint8_t ix0 = svreinterpret_u8_u32(svorr_n_u32_x(pw, svlsl_n_u32_x(pw, row, 3), 0x80808000u));
+    const svuint8_t ix0 = svreinterpret_u8_u32(svorr_n_u32_x(pw, row, 0x80808000u));
     // fp16 d / dmin of the lane's row: even 16-bit element = row (+4 for dmin).
     const svuint16_t di = svreinterpret_u16_u32(row), mi = svreinterpret_u16_u32(svadd_n_u32_x(pw, row, 4));
     const size_t pair_bytes = kKPairBlock * static_cast<size_t>(nb);
@@ -82,17 +85,18 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) 
         const uint8_t* pbk = pairs + b * kKPairBlock;
         const svuint8_t stab = svld1_u8(pb, blk + 16);
         svuint8_t ix = ix0;
-        svint32_t i0 = svdup_n_s32(0), i1 = i0, i2 = i0, i3 = i0;
+        svint32_t i0 = svdup_n_s32(0), i1 = i0, i2 = i0, i3 = i0, r0 = i0, r1 = i0, r2 = i0, r3 = i0;
+#pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
             const svint8_t w0 = codes<kQ5>(blk, j, 0, pb), w1 = codes<kQ5>(blk, j, 1, pb);
             const svint8_t w2 = codes<kQ5>(blk, j, 2, pb), w3 = codes<kQ5>(blk, j, 3, pb);
-            const svint32_t sc = svreinterpret_s32_u8(svtbl_u8(stab, ix));
-            ix = svadd_n_u8_x(all, ix, 1);
+            const svint32_t sc = svextb_s32_x(pw, svreinterpret_s32_u8(svtbl_u8(stab, ix)));  // int8 -> int32
+            ix = svadd_n_u8_x(all, ix, 4);
             const uint8_t* a = pbk + 64 * j;
-            sub_step(i0, a, w0, w1, w2, w3, sc, pw);
-            if constexpr (NP > 1) sub_step(i1, a + pair_bytes, w0, w1, w2, w3, sc, pw);
-            if constexpr (NP > 2) sub_step(i2, a + 2 * pair_bytes, w0, w1, w2, w3, sc, pw);
-            if constexpr (NP > 3) sub_step(i3, a + 3 * pair_bytes, w0, w1, w2, w3, sc, pw);
+            sub_step(i0, r0, a, w0, w1, w2, w3, sc, pw);
+            if constexpr (NP > 1) sub_step(i1, r1, a + pair_bytes, w0, w1, w2, w3, sc, pw);
+            if constexpr (NP > 2) sub_step(i2, r2, a + 2 * pair_bytes, w0, w1, w2, w3, sc, pw);
+            if constexpr (NP > 3) sub_step(i3, r3, a + 3 * pair_bytes, w0, w1, w2, w3, sc, pw);
         }
         const svuint16_t d16 = svreinterpret_u16_u8(svld1rq_u8(all, blk));  // d[4], dmin[4]
         const svfloat32_t dw = svcvt_f32_f16_x(pw, svreinterpret_f16_u16(svtbl_u16(d16, di)));
