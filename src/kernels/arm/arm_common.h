@@ -29,6 +29,32 @@ size_t interleaved_size(GgmlType t, int R, int64_t n_out, int64_t n_in);
 void pack_interleaved(GgmlType t, int R, int S, int B, const uint8_t* src, uint8_t* dst, int64_t n_out,
                       int64_t n_in);
 
+// Q4_K / Q5_K in 4-row groups, 8-byte interleave ("q4_Kx4x8", "q5_Kx4x8"; qx_K_common.cpp).
+// Per group and 256-block (kKGroupBlock bytes):
+//   0    uint16 d[4], then dmin[4]          the 4 rows' fp16 scales
+//   16   int8   dsc[8][4]                   scale differences sc_j - sc_j+1 (sc_8 = 0; the
+//        6-bit scales unpacked), sub-block j, row r. With running sums R_j = sum_{i<=j} of
+//        the sub-block dot products, isum = sum_j sc_j (R_j - R_j-1) = sum_j dsc_j R_j, so
+//        the dot-product accumulators run through a block without a restart per sub-block
+//   48   uint8  m[4][8]                     mins: row r, sub-block j (2x8 tiles of rows 0,1 | 2,3)
+//   80   uint8  qs[4][128]                  per sub-block pair p (elements 64p..64p+63): the
+//        rows' 32 bytes qs[32p..32p+31] (low nibble: sub-block 2p, high: 2p+1),
+//        interleaved 8 bytes at a time: 16-byte vector v = rows 2(v%2), 2(v%2)+1,
+//        bytes 8(v/2)..8(v/2)+7 of each (a 2x8 SMMLA tile)
+//   592  uint8  qh[128]                     Q5_K only: the 32 qh bytes, interleaved the same way
+// The last group is padded with zero rows.
+constexpr size_t kKGroupBlockQ4 = 592, kKGroupBlockQ5 = 720;
+size_t k_asym_size(GgmlType t, int64_t n_out, int64_t n_in);
+void pack_k_asym(GgmlType t, const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in);
+// Q8_K activation rows prepared for the K-quant kernels, per 256-block:
+// k_act_pair (kKPairBlock bytes) for two rows x and z: 32 tiles [x 8 bytes | z 8 bytes]
+// (sub-block j, bytes 8k..8k+7 at tile 4j + k), then [x bh | z bh], [x bl | z bl] with
+// bh_j * 128 + bl_j = bsum_2j + bsum_2j+1 (the sub-block sums of 32, split in int8 so
+// SDOT / SMMLA can multiply them by the mins), then float [dx, dx, dz, dz].
+// The dotprod kernel pairs a row with itself: every 8 bytes twice, as SDOT wants them.
+constexpr size_t kKPairBlock = 560;
+void k_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out);
+
 // Q8_0 quantizer with NEON, byte-identical to quant::quantize_row(Q8_0).
 void quantize_q8_0_neon(const float* x, void* y, int64_t n_in);
 // quant::quantize_row(Q8_K) (the reference).

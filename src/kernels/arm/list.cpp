@@ -17,6 +17,12 @@ std::span<const MatmulKernel* const> arm_kernels() {
         &arm::kMatmulQ8_0x4x8I8mm,
         &arm::kMatmulQ8_0x4x4Dotprod,
         &arm::kMatmulQ6_KDotprod,
+        &arm::kMatmulQ4_Kx4x8Sve,
+        &arm::kMatmulQ4_Kx4x8I8mm,
+        &arm::kMatmulQ4_Kx4x8Dotprod,
+        &arm::kMatmulQ5_Kx4x8Sve,
+        &arm::kMatmulQ5_Kx4x8I8mm,
+        &arm::kMatmulQ5_Kx4x8Dotprod,
     };
     return list;
 #else
