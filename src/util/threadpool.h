@@ -22,6 +22,7 @@ public:
     explicit ThreadPool(int n_threads);  // pinned to default_pool_cpus(), if any
     // Pinned to `cpus` (ids < CPU_SETSIZE, else std::invalid_argument); empty = not
     // pinned. Pinning is best effort: check CPUs first with parse_cpu_mask.
+    // std::runtime_error (one line) when the system cannot start that many threads.
     ThreadPool(int n_threads, std::vector<int> cpus);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -40,6 +41,7 @@ public:
 
 private:
     void worker(int ith);
+    void shutdown();  // stops and joins the workers, gives thread 0 its affinity back
     int n_threads_;
     std::vector<int> cpus_;
     std::vector<int> caller_cpus_;  // thread 0's affinity before pinning
@@ -57,6 +59,9 @@ private:
 // Default thread count: the default pool CPUs when set, else the machine's cores
 // (at least 1).
 int default_threads();
+
+// CPUs this process may run on (its affinity set; else the machine's cores).
+int available_cpus();
 
 // Process-wide CPUs for pools built without explicit CPUs (from --cpu-mask; empty =
 // no pinning). Set it before building pools; pools already built keep theirs.
