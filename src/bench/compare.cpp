@@ -5,6 +5,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "bench/report.h"
 
 namespace loom::bench {
@@ -53,13 +58,23 @@ std::string point_str(const Point& p) {
 }  // namespace
 
 json load_report(const std::string& path) {
+    // Checked before opening: opening a FIFO waits for a writer, and reading a
+    // directory fails inside the stream library with a message of its own.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        throw std::runtime_error("cannot read '" + path + "': it is " +
+                                 (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file") +
+                                 ", not a report (save one with loom bench ... -o json > REPORT.json)");
     std::ifstream f(path);
-    if (!f) throw std::runtime_error("cannot read '" + path + "'");
+    if (!f) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
     json j;
     try {
         j = json::parse(f);
     } catch (const json::parse_error& e) {
         throw std::runtime_error("'" + path + "' is not valid JSON (byte " + std::to_string(e.byte) + ")");
+    } catch (const std::exception& e) {  // an I/O error while reading
+        throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
     }
     if (!j.is_object() || !j.contains("results") || !j["results"].is_array())
         throw std::runtime_error("'" + path + "' is not a loom bench report (no \"results\" array)");
@@ -106,6 +121,18 @@ Comparison compare_reports(const json& a, const json& b, std::string label_a, st
     }
     for (size_t j = 0; j < rb.size(); ++j)
         if (!used[j]) c.only_b.push_back(point_of(rb[j]));
+    // Same model? Compared by what it is (architecture, shape, parameters, tensor
+    // types), not by its path, which differs between machines.
+    const json ma = a.value("model", json::object()), mb = b.value("model", json::object());
+    if (ma.is_object() && mb.is_object() && !ma.empty() && !mb.empty()) {
+        for (const char* k : {"arch", "n_params", "n_layer", "n_embd", "n_vocab", "types"})
+            if (ma.value(k, json()) != mb.value(k, json())) {
+                c.warnings.push_back("the reports measure different models (" + std::string(k) + " differs): " +
+                                     c.label_a + " '" + ma.value("describe", std::string("?")) + "', " + c.label_b +
+                                     " '" + mb.value("describe", std::string("?")) + "'; the changes are not speed-ups");
+                break;
+            }
+    }
     return c;
 }
 
@@ -187,6 +214,7 @@ json compare_json(const Comparison& c) {
     j["label_a"] = c.label_a;
     j["label_b"] = c.label_b;
     j["title"] = c.label_b + " vs " + c.label_a;
+    j["warnings"] = c.warnings;
     j["points"] = json::array();
     for (const auto& p : c.points) {
         json e = {{"n_prompt", p.pt.n_prompt}, {"n_gen", p.pt.n_gen}, {"batch", p.pt.batch}, {"threads", p.pt.threads}};

@@ -27,6 +27,9 @@ struct Comparison {
     std::string label_a, label_b;  // baseline, other
     std::vector<ComparePoint> points;
     std::vector<Point> only_a, only_b;  // points present in one report only
+    // One line each: what makes the comparison doubtful (the reports measure
+    // different models: a +8000 % is then no speed-up).
+    std::vector<std::string> warnings;
 };
 
 // The metrics compared, in order.
@@ -39,6 +42,7 @@ Comparison compare_reports(const nlohmann::json& a, const nlohmann::json& b, std
                            const std::string& fallback_b = "B");
 
 // Reads a report; throws std::runtime_error with one line on a missing file,
+// something that is not a regular file (a directory, a FIFO: never waited on),
 // bad JSON or a JSON without "results".
 nlohmann::json load_report(const std::string& path);
 

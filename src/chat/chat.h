@@ -1,4 +1,4 @@
-// Chat templates (Llama 3, Phi-3, Gemma 2) and a multi-turn session whose
+// Chat templates (Llama 3, Phi-3, Gemma 2, ChatML) and a multi-turn session whose
 // history stays in the KV cache: each turn encodes only its new tokens.
 #pragma once
 #include <functional>
@@ -20,17 +20,30 @@ struct ChatMessage {
     std::string content;
 };
 
-enum class ChatTemplate { Llama3, Phi3, Gemma2 };
+enum class ChatTemplate { Llama3, Phi3, Gemma2, ChatML };
 
-std::optional<ChatTemplate> chat_template_from_name(std::string_view name);  // llama3, phi3, gemma2 (gemma)
+// llama3, phi3, gemma2 (gemma), chatml
+std::optional<ChatTemplate> chat_template_from_name(std::string_view name);
 std::string_view chat_template_name(ChatTemplate t);
-// From tokenizer.chat_template when it matches a known template, else from the
-// architecture; throws naming both when neither is known.
-ChatTemplate detect_chat_template(const gguf::File& f);
+const char* known_chat_templates();  // "llama3, phi3, gemma2, chatml"
+// The control tokens a template writes (each must be one special token of the
+// vocabulary, or it would be tokenized as plain text).
+std::vector<std::string> chat_template_tokens(ChatTemplate t);
+
+struct ChatTemplateChoice {
+    ChatTemplate tmpl;
+    std::string how;  // "from tokenizer.chat_template", ...
+};
+// The file's template: from tokenizer.chat_template when present (it must be one
+// loom knows), else the one whose control tokens the vocabulary has (the
+// architecture's own first). Either way its control tokens must be special tokens
+// of `tok`. Throws std::runtime_error naming the file and --chat-template otherwise.
+ChatTemplateChoice choose_chat_template(const gguf::File& f, const Tokenizer& tok);
+ChatTemplate detect_chat_template(const gguf::File& f);  // with the file's own tokenizer
 
 // Renders messages as the family's template does, without BOS (the tokenizer adds
 // it per metadata). add_generation_prompt opens the assistant's turn.
-// System messages: Llama 3 and Phi-3 have a system turn; Gemma folds the system
+// System messages: Llama 3, Phi-3 and ChatML have a system turn; Gemma folds the system
 // text into the first user turn.
 std::string render_chat(ChatTemplate t, std::span<const ChatMessage> messages, bool add_generation_prompt);
 

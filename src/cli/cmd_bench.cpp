@@ -2,7 +2,10 @@
 // limits (--probe), reports (table, md, csv, json, svg) and `loom bench compare`.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -56,11 +59,21 @@ private:
     bool tty_;
 };
 
-void write_file(const std::string& path, const std::string& text) {
-    std::ofstream f(path, std::ios::binary);
-    if (!f) throw std::runtime_error("cannot write '" + path + "'");
-    f << text;
-    if (!f) throw std::runtime_error("write failed for '" + path + "'");
+void write_file(const std::string& path, const std::string& text) { write_binary_file(path, text.data(), text.size()); }
+
+// An output file's folder must exist before minutes of benchmarking, not after.
+void check_output_path(const std::string& path, const char* what) {
+    if (path.empty()) return;
+    std::error_code ec;
+    const std::filesystem::path p(path);
+    if (std::filesystem::is_directory(p, ec))
+        throw std::invalid_argument(std::string(what) + " '" + path + "': is a directory");
+    const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
+    if (!std::filesystem::is_directory(dir, ec))
+        throw std::invalid_argument(std::string(what) + " '" + path + "': folder '" + dir.string() + "' does not exist");
+    if (::access(dir.c_str(), W_OK) != 0)
+        throw std::invalid_argument(std::string(what) + " '" + path + "': cannot write in '" + dir.string() +
+                                    "': " + std::strerror(errno));
 }
 
 void check_format(const std::string& fmt, bool allow_csv) {
@@ -105,6 +118,7 @@ void run_bench(const BenchOpts& o) {
     apply_isa(o.isa);
     apply_cpu_mask(o.cpu_mask);  // before the default thread count
     check_format(o.output, true);
+    check_output_path(o.svg, "--svg");
     const bool have_model = !o.model.empty() || !o.synthetic.empty();
     if (!o.model.empty() && !o.synthetic.empty())
         throw std::invalid_argument("give either -m MODEL or --synthetic SHAPE, not both");
@@ -117,8 +131,10 @@ void run_bench(const BenchOpts& o) {
     sp.n_gen = bench::parse_list(o.n_gen, "-n", 1);
     sp.batch = bench::parse_list(o.batch, "-b", 1);
     sp.threads = o.threads.empty() ? std::vector<int>{default_threads()} : bench::parse_list(o.threads, "-t", 0);
-    for (int& t : sp.threads)
+    for (int& t : sp.threads) {
+        check_threads(t);
         if (t == 0) t = default_threads();
+    }
     sp.reps = o.reps;
     sp.warmup = o.warmup;
     sp.ubatch = o.ubatch;
@@ -154,7 +170,9 @@ void run_bench(const BenchOpts& o) {
     }
 
     st.line("model: loading " + path, false);
-    auto model = Model::load(path);
+    LoadOptions lo;
+    lo.n_threads = *std::max_element(sp.threads.begin(), sp.threads.end());  // the load repack: -t, not every core
+    auto model = Model::load(path, lo);
     st.line("model: " + model->describe(), true);
     if (const std::string r = model->repack_summary(); !r.empty()) st.line("model: " + r, true);
 
@@ -215,6 +233,7 @@ void run_bench(const BenchOpts& o) {
 void run_compare(const CompareOpts& o) {
     check_format(o.output, false);
     if (o.files.size() != 2) throw std::invalid_argument("compare: give two reports, A.json (baseline) and B.json");
+    check_output_path(o.svg, "--svg");
     std::string la, lb;
     if (!o.labels.empty()) {
         const auto comma = o.labels.find(',');
@@ -227,6 +246,7 @@ void run_compare(const CompareOpts& o) {
     const auto c = bench::compare_reports(a, b, la, lb, std::filesystem::path(o.files[0]).stem().string(),
                                           std::filesystem::path(o.files[1]).stem().string());
     if (c.points.empty()) throw std::runtime_error("compare: the two reports have no point (p, n, users, threads) in common");
+    for (const auto& w : c.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (o.output == "json") std::printf("%s\n", bench::compare_json(c).dump(2).c_str());
     else if (o.output == "md") std::printf("%s", bench::render_compare_markdown(c).c_str());
     else std::printf("%s", bench::render_compare(c).c_str());
@@ -238,6 +258,7 @@ void run_compare(const CompareOpts& o) {
 
 void run_report(const CompareOpts& o) {
     check_format(o.output, true);
+    check_output_path(o.svg, "--svg");
     const auto rep = bench::load_report(o.files.at(0));
     if (o.output == "md") std::printf("%s", bench::render_markdown(rep).c_str());
     else if (o.output == "csv") std::printf("%s", bench::render_csv(rep).c_str());

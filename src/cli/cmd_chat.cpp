@@ -6,14 +6,22 @@
 #include "chat/chat.h"
 #include "cli/commands.h"
 #include "model/model.h"
+#include "util/interrupt.h"
 
 namespace loom::cli {
 
-ChatTemplate pick_template(const Model& m, const std::string& forced) {
-    if (forced.empty()) return detect_chat_template(m.file());
-    auto t = chat_template_from_name(forced);
-    if (!t) throw std::invalid_argument("unknown --chat-template '" + forced + "' (known: llama3, phi3, gemma2)");
-    return *t;
+ChatTemplate pick_template(const Model& m, const Tokenizer& tok, const std::string& forced) {
+    ChatTemplateChoice c{ChatTemplate::Llama3, "--chat-template"};
+    if (forced.empty()) {
+        c = choose_chat_template(m.file(), tok);
+    } else {
+        auto t = chat_template_from_name(forced);
+        if (!t)
+            throw std::invalid_argument("unknown --chat-template '" + forced + "' (known: " + known_chat_templates() + ")");
+        c.tmpl = *t;
+    }
+    std::fprintf(stderr, "chat template: %s (%s)\n", std::string(chat_template_name(c.tmpl)).c_str(), c.how.c_str());
+    return c.tmpl;
 }
 
 void add_chat(CLI::App& app) {
@@ -26,8 +34,9 @@ void add_chat(CLI::App& app) {
     auto* c = app.add_subcommand("chat", "Chat with an instruct model (multi-turn; /reset, /exit)");
     c->add_option("-m,--model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
     c->add_option("--system", o->system, "System message");
-    c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2 (default: from the file)");
-    c->add_option("-n,--n-predict", o->n, "Most tokens per reply")->capture_default_str();
+    c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2, chatml (default: from the file)");
+    c->add_option("-n,--n-predict", o->n, "Most tokens per reply (-1 = until an end token or the context is full)")
+        ->capture_default_str();
     c->add_option("-t,--threads", o->threads, "Threads (0 = all cores)");
     add_cpu_mask_option(c, o->cpu_mask);
     c->add_option("-c,--ctx-size", o->ctx, "Context size in tokens")->capture_default_str();
@@ -41,9 +50,13 @@ void add_chat(CLI::App& app) {
     c->callback([o] {
         apply_isa(o->isa);
         apply_cpu_mask(o->cpu_mask);
-        auto model = Model::load(o->model);
+        check_threads(o->threads);
+        LoadOptions lo;
+        lo.n_threads = o->threads;
+        auto model = Model::load(o->model, lo);
+        check_context(*model, o->ctx, o->type_k, o->type_v);
         auto tok = Tokenizer::from_gguf(model->file());
-        const ChatTemplate tmpl = pick_template(*model, o->tmpl);
+        const ChatTemplate tmpl = pick_template(*model, *tok, o->tmpl);
         ContextParams cp;
         cp.n_ctx = o->ctx;
         cp.n_threads = o->threads;
@@ -55,11 +68,12 @@ void add_chat(CLI::App& app) {
         chat.set_system(o->system);
         std::fprintf(stderr, "loom chat: %s, template %s. Type /reset to start over, /exit (or Ctrl-D) to quit.\n",
                      model->describe().c_str(), std::string(chat_template_name(tmpl)).c_str());
+        install_interrupt_handler();  // Ctrl-C: stop the reply, print its statistics, exit 130
         std::string line;
         for (;;) {
             std::printf("> ");
             std::fflush(stdout);
-            if (!std::getline(std::cin, line)) break;
+            if (!std::getline(std::cin, line) || interrupted()) break;
             if (line == "/exit" || line == "/quit") break;
             if (line == "/reset") {
                 chat.reset();
@@ -67,17 +81,24 @@ void add_chat(CLI::App& app) {
                 continue;
             }
             if (line.empty()) continue;
+            const double t0 = now_seconds();
             try {
-                const double t0 = now_seconds();
-                chat.reply(line, o->n, print_streamed);
-                std::printf("\n");
-                std::fprintf(stderr, "[%d new prompt tokens, %d in context, %.2f s]\n",
-                             static_cast<int>(chat.last_prompt_tokens()), chat.n_cached(), now_seconds() - t0);
+                chat.reply(line, o->n < 0 ? INT32_MAX : o->n, [](const std::string& s) {
+                    if (interrupted()) throw Interrupted{};
+                    print_streamed(s);
+                });
             } catch (const ContextFull& e) {
                 std::printf("\n(%s; type /reset to start a new conversation)\n", e.what());
+                continue;
+            } catch (const Interrupted&) {
             }
+            std::printf("\n");
+            std::fprintf(stderr, "[%s%d new prompt tokens, %d in context, %.2f s]\n", interrupted() ? "interrupted: " : "",
+                         static_cast<int>(chat.last_prompt_tokens()), chat.n_cached(), now_seconds() - t0);
+            if (interrupted()) break;
         }
         std::printf("\n");
+        if (interrupted()) throw Interrupted{};
     });
 }
 

@@ -1,6 +1,5 @@
 // loom run / loom logits: evaluate a prompt, generate, print speed.
 #include <cstdio>
-#include <fstream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 #include "runtime/context.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
+#include "util/interrupt.h"
 #include "util/parse.h"
 
 namespace loom::cli {
@@ -57,9 +57,13 @@ std::vector<int32_t> prompt_tokens(const ModelOpts& o, const Tokenizer* tok) {
 std::unique_ptr<Model> load_model(const ModelOpts& o) {
     apply_isa(o.isa);
     apply_cpu_mask(o.cpu_mask);
+    check_threads(o.threads);
     LoadOptions lo;
     lo.verbose = true;  // the repack line on stderr
-    return Model::load(o.model, lo);
+    lo.n_threads = o.threads;
+    auto m = Model::load(o.model, lo);
+    check_context(*m, o.ctx, o.type_k, o.type_v);
+    return m;
 }
 
 }  // namespace
@@ -77,10 +81,7 @@ void add_run(CLI::App& app) {
         const auto toks = prompt_tokens(*lo, tok.get());
         Context ctx(*model, lo->params(std::max<int>(lo->ctx, static_cast<int>(toks.size()))));
         auto logits = ctx.eval_prompt(0, toks);
-        std::ofstream f(*lout, std::ios::binary);
-        if (!f) throw std::runtime_error("cannot write '" + *lout + "'");
-        f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
-        if (!f) throw std::runtime_error("write failed for '" + *lout + "'");
+        write_binary_file(*lout, logits.data(), logits.size() * sizeof(float));
         nlohmann::json j = {{"tokens", toks}, {"n_vocab", ctx.n_vocab()}};
         std::printf("%s\n", j.dump().c_str());
     });
@@ -93,7 +94,8 @@ void add_run(CLI::App& app) {
     auto chat = std::make_shared<ChatOpts>();
     auto* r = app.add_subcommand("run", "Generate from a prompt and report prompt and generation speed");
     add_model_opts(r, *ro);
-    r->add_option("-n,--n-predict", *n_predict, "Tokens to generate")->capture_default_str();
+    r->add_option("-n,--n-predict", *n_predict, "Tokens to generate (-1 = until the context is full or an end token)")
+        ->capture_default_str();
     r->add_option("--temp", sp->temperature, "Temperature (0 = greedy)")->capture_default_str();
     r->add_option("--top-k", sp->top_k, "Top-k (0 = off)")->capture_default_str();
     r->add_option("--top-p", sp->top_p, "Top-p (1 = off)")->capture_default_str();
@@ -103,20 +105,30 @@ void add_run(CLI::App& app) {
     r->add_option("-s,--seed", sp->seed, "Sampling seed")->capture_default_str();
     r->add_flag("--chat", chat->on, "Treat -p as a user message: one chat turn with the model's template");
     r->add_option("--system", chat->system, "System message (with --chat)");
-    r->add_option("--chat-template", chat->tmpl, "Force a template: llama3, phi3, gemma2 (with --chat)");
+    r->add_option("--chat-template", chat->tmpl, "Force a template: llama3, phi3, gemma2, chatml (with --chat)");
     r->callback([ro, n_predict, sp, chat] {
         if (chat->on) {
             if (ro->prompt.empty()) throw std::invalid_argument("--chat needs the user message as -p TEXT");
             auto model = load_model(*ro);
             auto tok = Tokenizer::from_gguf(model->file());
             Context ctx(*model, ro->params(ro->ctx));
-            ChatSession session(ctx, *tok, pick_template(*model, chat->tmpl), *sp);
+            ChatSession session(ctx, *tok, pick_template(*model, *tok, chat->tmpl), *sp);
             session.set_system(chat->system);
             const double t0 = now_seconds();
-            session.reply(ro->prompt, *n_predict, print_streamed);
+            install_interrupt_handler();
+            try {
+                session.reply(ro->prompt, *n_predict < 0 ? INT32_MAX : *n_predict, [](const std::string& s) {
+                    if (interrupted()) throw Interrupted{};
+                    print_streamed(s);
+                });
+            } catch (const Interrupted&) {
+            } catch (const ContextFull& e) {  // -n -1: the context is full
+                std::printf("\n(%s)", e.what());
+            }
             std::printf("\n");
-            std::fprintf(stderr, "chat turn: %d prompt tokens, %d in context, %.2f s\n", session.last_prompt_tokens(),
-                         session.n_cached(), now_seconds() - t0);
+            std::fprintf(stderr, "chat turn%s: %d prompt tokens, %d in context, %.2f s\n", interrupted() ? " (interrupted)" : "",
+                         session.last_prompt_tokens(), session.n_cached(), now_seconds() - t0);
+            if (interrupted()) throw Interrupted{};
             return;
         }
         auto model = load_model(*ro);
@@ -126,20 +138,26 @@ void add_run(CLI::App& app) {
         std::unique_ptr<StreamDecoder> stream;
         if (tok) stream = std::make_unique<StreamDecoder>(*tok);
         const ContextParams cp = ro->params(ro->ctx);
-        if (static_cast<int>(toks.size()) + *n_predict > cp.n_ctx)
-            throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens) + -n " +
-                                        std::to_string(*n_predict) + " exceeds the context size " +
-                                        std::to_string(cp.n_ctx) + " (raise -c)");
+        if (*n_predict < -1)
+            throw std::invalid_argument("-n " + std::to_string(*n_predict) +
+                                        ": expected a count, or -1 for until the context is full or an end token");
+        const int64_t n_prompt = static_cast<int64_t>(toks.size());
+        if (n_prompt > cp.n_ctx || (*n_predict >= 0 && n_prompt + *n_predict > cp.n_ctx))  // 64-bit: no overflow
+            throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens)" +
+                                        (*n_predict > 0 ? " + -n " + std::to_string(*n_predict) : std::string()) +
+                                        " exceeds the context size " + std::to_string(cp.n_ctx) + " (raise -c)");
+        const int n_gen = *n_predict >= 0 ? *n_predict : static_cast<int>(cp.n_ctx - n_prompt);
         Context ctx(*model, cp);
         Sampler sampler(*sp);
         for (int32_t t : toks) sampler.accept(t);
+        install_interrupt_handler();  // Ctrl-C: stop, print the statistics, exit 130
         const double t0 = now_seconds();
         auto logits = ctx.eval_prompt(0, toks);
         const double t1 = now_seconds();
         int32_t pos = static_cast<int32_t>(toks.size());
         std::vector<int32_t> out;
         double sample_s = 0;
-        for (int i = 0; i < *n_predict; ++i) {
+        for (int i = 0; i < n_gen && !interrupted(); ++i) {
             const double s0 = now_seconds();
             const int32_t next = sampler.sample(logits);
             sample_s += now_seconds() - s0;
@@ -148,21 +166,25 @@ void add_run(CLI::App& app) {
             if (stream) {
                 if (!eog) print_streamed(stream->push(next));
             } else {
-                std::printf("%d%s", next, i + 1 < *n_predict ? "," : "\n");
+                std::printf("%s%d", i > 0 ? "," : "", next);
             }
             std::fflush(stdout);
-            if (eog || i + 1 == *n_predict) break;
+            if (eog || i + 1 == n_gen || interrupted()) break;
             BatchToken b{next, pos++, 0, true};
             ctx.decode({&b, 1});
             logits = ctx.logits(0);
         }
         const double t2 = now_seconds();
         if (stream) std::printf("%s\n", stream->flush().c_str());
+        else std::printf("\n");
+        std::fflush(stdout);  // the output line ends before the statistics on stderr
+        if (interrupted()) std::fprintf(stderr, "interrupted after %zu generated tokens\n", out.size());
         const double pp = (t1 - t0), tg = (t2 - t1 - sample_s);
         const int n_tg = std::max(0, static_cast<int>(out.size()) - 1);
         std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.2f tokens/s | generation: %d tokens in %.3f s = %.2f tokens/s, %.2f ms/token\n",
                      toks.size(), pp, toks.size() / pp, n_tg, tg, n_tg > 0 ? n_tg / tg : 0.0,
                      n_tg > 0 ? 1000.0 * tg / n_tg : 0.0);
+        if (interrupted()) throw Interrupted{};
     });
 }
 

@@ -17,9 +17,10 @@ void add_quantize(CLI::App& app);  // cmd_quantize.cpp
 
 // Chat template from --chat-template or the model file (cmd_chat.cpp).
 }  // namespace loom::cli
-namespace loom { class Model; enum class ChatTemplate; }
+namespace loom { class Model; class Tokenizer; enum class ChatTemplate; }
 namespace loom::cli {
-ChatTemplate pick_template(const Model& m, const std::string& forced);
+// --chat-template NAME, else the file's (chat/chat.h); says which on stderr.
+ChatTemplate pick_template(const Model& m, const Tokenizer& tok, const std::string& forced);
 
 // Shared helpers (common.cpp).
 // --isa NAME for a subcommand; apply_isa() forces it (no-op when empty).
@@ -32,6 +33,18 @@ void apply_cpu_mask(const std::string& mask);
 // --cache-type-k and --cache-type-v (main.cpp maps llama.cpp's -ctk/-ctv to them) (KV cache storage: f16, f32, q8_0).
 void add_cache_type_options(CLI::App* c, std::string& type_k, std::string& type_v);
 std::string read_text_file(const std::string& path);
+// Writes in place (a FIFO or /dev/null stays what it is); errors carry the reason
+// ("cannot write 'X': No such file or directory").
+void write_binary_file(const std::string& path, const void* data, size_t n);
+// -t N: negative refused; more threads than the CPUs this process may use (its
+// affinity, or --cpu-mask once applied) gets a warning on stderr. 0 = all: fine.
+void check_threads(int threads);
+// -c N against the model: below 1 refused; beyond the trained context a warning;
+// a KV cache larger than the machine's memory refused, saying how much it needs
+// (instead of std::bad_alloc later).
+void check_context(const Model& m, int n_ctx, const std::string& type_k, const std::string& type_v);
+// Thrown once a Ctrl-C's statistics are printed; main() exits with 130.
+struct Interrupted {};
 void print_streamed(const std::string& text);  // stdout, flushed
 double now_seconds();
 

@@ -2,10 +2,12 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "util/interrupt.h"
 #include "util/version.h"
 
 int main(int argc, char** argv) {
@@ -30,6 +32,11 @@ int main(int argc, char** argv) {
         app.parse(static_cast<int>(args.size()), args.data());
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    } catch (const loom::cli::Interrupted&) {  // Ctrl-C: statistics already printed
+        return loom::kInterruptedExitCode;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "loom: error: out of memory (a smaller -c or model may fit)\n");
+        return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "loom: error: %s\n", e.what());
         return 1;

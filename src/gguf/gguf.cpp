@@ -199,7 +199,9 @@ std::unique_ptr<File> File::open(const std::string& path) {
     };
     std::unique_ptr<File> f(new File());
     f->path_ = path;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO (or a device that would block) opens at once and is then
+    // refused below instead of waiting forever for a writer.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw sys("cannot open");
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -209,7 +211,10 @@ std::unique_ptr<File> File::open(const std::string& path) {
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        f->fail("not a regular file");
+        const char* kind = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                         : S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
+                         : S_ISSOCK(st.st_mode) ? "a socket" : "something else";
+        f->fail(std::string("not a regular file (") + kind + "): give a GGUF file");
     }
     if (st.st_size == 0) {
         ::close(fd);

@@ -7,6 +7,7 @@
 #include <string>
 #include <system_error>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -96,6 +97,44 @@ public:
 private:
     const std::function<void(const void*, size_t)>& out_;
 };
+
+const char* file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+// Where writing `path` must go: through symlinks to their final target (the link
+// stays a link), and only ever onto a regular file or a new name, because the
+// rename below replaces whatever is there (`-o /dev/null` would otherwise turn the
+// device node into a plain file).
+std::string write_target(const std::string& path) {
+    std::string p = path;
+    for (int hops = 0;; ++hops) {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) != 0) {
+            if (errno == ENOENT) return p;  // a new file (or a dangling link's target)
+            throw Error("cannot write '" + path + "': " + std::system_category().message(errno));
+        }
+        if (S_ISREG(st.st_mode)) return p;
+        if (!S_ISLNK(st.st_mode))
+            throw Error("cannot write '" + path + "': " + (p == path ? "it" : "'" + p + "'") + " is " +
+                        file_kind(st.st_mode) + ", not a regular file (refusing to replace it)");
+        if (hops >= 40) throw Error("cannot write '" + path + "': too many levels of symbolic links");
+        std::string buf(4096, '\0');
+        const ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
+        if (n < 0) throw Error("cannot write '" + path + "': " + std::system_category().message(errno));
+        buf.resize(static_cast<size_t>(n));
+        if (buf.front() != '/') {
+            const size_t slash = p.rfind('/');
+            if (slash != std::string::npos) buf = p.substr(0, slash + 1) + buf;
+        }
+        p = buf;
+    }
+}
 
 }  // namespace
 
@@ -208,7 +247,8 @@ void Writer::write(const std::string& path,
     // A temporary name of this process's own, then an atomic rename: two processes
     // writing the same file (tests run in parallel, two `loom bench` making the same
     // synthetic model) never write into each other's half-done file.
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    const std::string target = write_target(path);
+    const std::string tmp = target + ".tmp." + std::to_string(::getpid());
     auto sys_error = [](const std::string& file, const char* what) {
         return Error(file + ": " + what + ": " + std::system_category().message(errno));
     };
@@ -231,8 +271,8 @@ void Writer::write(const std::string& path,
         std::remove(tmp.c_str());
         throw e;
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        Error e = sys_error(path, "cannot rename the temporary file into place");
+    if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+        Error e = sys_error(target, "cannot rename the temporary file into place");
         std::remove(tmp.c_str());
         throw e;
     }

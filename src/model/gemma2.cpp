@@ -10,12 +10,12 @@ namespace {
 
 class Gemma2 final : public DecoderModel {
 public:
-    explicit Gemma2(std::unique_ptr<gguf::File> f) : DecoderModel(std::move(f)) {
+    Gemma2(std::unique_ptr<gguf::File> f, const LoadOptions& o) : DecoderModel(std::move(f), o) {
         read_common_hparams();
         const std::string a = hp_.arch;
-        hp_.attn_softcap = static_cast<float>(file_->get_float(a + ".attn_logit_softcapping", 50.0));
-        hp_.final_softcap = static_cast<float>(file_->get_float(a + ".final_logit_softcapping", 30.0));
-        hp_.sliding_window = static_cast<int>(file_->get_int(a + ".attention.sliding_window", 4096));
+        hp_.attn_softcap = float_key(a + ".attn_logit_softcapping", 50.0, 0.0, 1e6);   // 0 = off
+        hp_.final_softcap = float_key(a + ".final_logit_softcapping", 30.0, 0.0, 1e6);
+        hp_.sliding_window = int_key(a + ".attention.sliding_window", 4096, 0, INT32_MAX);
         // Queries are scaled by 1/sqrt(head_dim), except in the 27B (46 layers): 1/sqrt(d/heads).
         hp_.query_scale = 1.0f / std::sqrt(float(hp_.n_layer == 46 ? hp_.n_embd / hp_.n_head : hp_.head_dim));
         opt_.rope = ops::RopeMode::Neox;
@@ -37,8 +37,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<Model> create_gemma2(std::unique_ptr<gguf::File> f, const LoadOptions&) {
-    return std::make_unique<Gemma2>(std::move(f));
+std::unique_ptr<Model> create_gemma2(std::unique_ptr<gguf::File> f, const LoadOptions& o) {
+    return std::make_unique<Gemma2>(std::move(f), o);
 }
 
 }  // namespace loom

@@ -8,7 +8,7 @@ namespace {
 
 class Llama final : public DecoderModel {
 public:
-    explicit Llama(std::unique_ptr<gguf::File> f) : DecoderModel(std::move(f)) {
+    Llama(std::unique_ptr<gguf::File> f, const LoadOptions& o) : DecoderModel(std::move(f), o) {
         read_common_hparams();
         const Hparams& h = hp_;
         load_embeddings_and_head();
@@ -25,8 +25,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Model> create_llama(std::unique_ptr<gguf::File> f, const LoadOptions&) {
-    return std::make_unique<Llama>(std::move(f));
+std::unique_ptr<Model> create_llama(std::unique_ptr<gguf::File> f, const LoadOptions& o) {
+    return std::make_unique<Llama>(std::move(f), o);
 }
 
 }  // namespace loom

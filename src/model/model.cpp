@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include "quant/formats.h"
@@ -13,7 +14,8 @@
 
 namespace loom {
 
-Model::Model(std::unique_ptr<gguf::File> f) : file_(std::move(f)) {}
+Model::Model(std::unique_ptr<gguf::File> f, const LoadOptions& opts)
+    : file_(std::move(f)), load_threads_(opts.n_threads) {}
 Model::~Model() = default;
 
 void Model::fail(const std::string& what) const {
@@ -34,36 +36,109 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     throw std::runtime_error(path + ": unsupported architecture '" + arch + "' (supported: " + known + ")");
 }
 
+int Model::int_key(const std::string& key, std::optional<int64_t> def, int64_t lo, int64_t hi) const {
+    const int64_t v = def ? file_->get_int(key, *def) : file_->get_int(key);  // 64-bit: no wrap to -1
+    if (v < lo || v > hi)
+        fail("key '" + key + "' has invalid value " + std::to_string(v) + " (expected " + std::to_string(lo) +
+             " to " + std::to_string(hi) + ")");
+    return static_cast<int>(v);
+}
+
+float Model::float_key(const std::string& key, double def, double lo, double hi) const {
+    const double v = file_->get_float(key, def);
+    if (!(v >= lo && v <= hi)) {  // NaN too
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "' has invalid value %g (expected %g to %g)", v, lo, hi);
+        fail("key '" + key + buf);
+    }
+    return static_cast<float>(v);
+}
+
 void Model::read_common_hparams() {
     const gguf::File& f = *file_;
     const std::string a = f.get_string("general.architecture");
     hp_.arch = a;
-    hp_.n_embd = static_cast<int>(f.get_int(a + ".embedding_length"));
-    hp_.n_layer = static_cast<int>(f.get_int(a + ".block_count"));
-    hp_.n_ff = static_cast<int>(f.get_int(a + ".feed_forward_length"));
-    hp_.n_head = static_cast<int>(f.get_int(a + ".attention.head_count"));
-    hp_.n_head_kv = static_cast<int>(f.get_int(a + ".attention.head_count_kv", hp_.n_head));
-    hp_.n_ctx_train = static_cast<int>(f.get_int(a + ".context_length", 4096));
-    hp_.norm_eps = static_cast<float>(f.get_float(a + ".attention.layer_norm_rms_epsilon", 1e-5));
-    hp_.rope_theta = static_cast<float>(f.get_float(a + ".rope.freq_base", 10000.0));
-    auto bad = [&](const std::string& key, int v) {
-        fail("key '" + a + "." + key + "' has invalid value " + std::to_string(v));
-    };
-    if (hp_.n_embd <= 0 || hp_.n_embd > (1 << 20)) bad("embedding_length", hp_.n_embd);
-    if (hp_.n_layer <= 0 || hp_.n_layer > 4096) bad("block_count", hp_.n_layer);
-    if (hp_.n_ff <= 0 || hp_.n_ff > (1 << 22)) bad("feed_forward_length", hp_.n_ff);
-    if (hp_.n_head <= 0 || hp_.n_head > 4096) bad("attention.head_count", hp_.n_head);
-    if (hp_.n_head_kv <= 0 || hp_.n_head % hp_.n_head_kv != 0) bad("attention.head_count_kv", hp_.n_head_kv);
-    hp_.head_dim = static_cast<int>(f.get_int(a + ".attention.key_length", hp_.n_embd / hp_.n_head));
-    if (hp_.head_dim <= 0 || hp_.head_dim % 2 != 0 || hp_.head_dim > 1024) bad("attention.key_length", hp_.head_dim);
-    hp_.n_rot = static_cast<int>(f.get_int(a + ".rope.dimension_count", hp_.head_dim));
-    if (hp_.n_rot <= 0 || hp_.n_rot > hp_.head_dim || hp_.n_rot % 2 != 0) bad("rope.dimension_count", hp_.n_rot);
+    hp_.n_embd = int_key(a + ".embedding_length", std::nullopt, 1, 1 << 20);
+    hp_.n_layer = int_key(a + ".block_count", std::nullopt, 1, 4096);
+    hp_.n_ff = int_key(a + ".feed_forward_length", std::nullopt, 1, 1 << 22);
+    hp_.n_head = int_key(a + ".attention.head_count", std::nullopt, 1, 4096);
+    hp_.n_head_kv = int_key(a + ".attention.head_count_kv", hp_.n_head, 1, hp_.n_head);
+    if (hp_.n_head % hp_.n_head_kv != 0)
+        fail("key '" + a + ".attention.head_count' (" + std::to_string(hp_.n_head) + ") is not a multiple of '" + a +
+             ".attention.head_count_kv' (" + std::to_string(hp_.n_head_kv) + ")");
+    hp_.n_ctx_train = int_key(a + ".context_length", 4096, 1, INT32_MAX);
+    hp_.norm_eps = float_key(a + ".attention.layer_norm_rms_epsilon", 1e-5, 1e-30, 1.0);
+    hp_.rope_theta = float_key(a + ".rope.freq_base", 10000.0, 1e-3, 1e12);
+    if (!f.has(a + ".attention.key_length") && hp_.n_embd % hp_.n_head != 0)
+        fail("key '" + a + ".embedding_length' (" + std::to_string(hp_.n_embd) + ") is not a multiple of '" + a +
+             ".attention.head_count' (" + std::to_string(hp_.n_head) + ") and there is no '" + a +
+             ".attention.key_length'");
+    hp_.head_dim = int_key(a + ".attention.key_length", hp_.n_embd / hp_.n_head, 2, 1024);
+    if (hp_.head_dim % 2 != 0)
+        fail("key '" + a + ".attention.key_length' has invalid value " + std::to_string(hp_.head_dim) +
+             " (must be even for RoPE)");
+    if (const int vl = int_key(a + ".attention.value_length", hp_.head_dim, 1, 1024); vl != hp_.head_dim)
+        fail("key '" + a + ".attention.value_length' (" + std::to_string(vl) + ") differs from the key length (" +
+             std::to_string(hp_.head_dim) + "): loom supports equal key and value lengths only");
+    check_head_sizes();
+    hp_.n_rot = int_key(a + ".rope.dimension_count", hp_.head_dim, 2, hp_.head_dim);
+    if (hp_.n_rot % 2 != 0)
+        fail("key '" + a + ".rope.dimension_count' has invalid value " + std::to_string(hp_.n_rot) + " (must be even)");
     const gguf::TensorInfo* emb = f.find_tensor("token_embd.weight");
     if (!emb) fail("missing tensor 'token_embd.weight'");
     if (emb->ne.size() < 2) fail("tensor 'token_embd.weight' must have 2 dimensions");
+    if (emb->ne[1] > INT32_MAX) fail("tensor 'token_embd.weight' has too many rows");
     hp_.n_vocab = static_cast<int>(emb->ne[1]);
-    if (!std::isfinite(hp_.norm_eps) || hp_.norm_eps <= 0) fail("key '" + a + ".attention.layer_norm_rms_epsilon' must be positive");
-    if (!std::isfinite(hp_.rope_theta) || hp_.rope_theta <= 0) fail("key '" + a + ".rope.freq_base' must be positive");
+    check_consistency();
+}
+
+// What the metadata says against what the tensors are: a vocabulary of another
+// size than the embedding (ids past its rows would be read out of bounds, or
+// sampled ids would have no text), blocks beyond block_count (a truncated or
+// mislabelled file), head sizes that do not match the projections.
+void Model::check_head_sizes() const {
+    const gguf::File& f = *file_;
+    const std::string& a = hp_.arch;
+    // Head sizes against the first block's projections (their full shapes are
+    // checked when loaded; this names the key that is wrong).
+    auto rows_of = [&](const char* name) -> int64_t {
+        const gguf::TensorInfo* t = f.find_tensor(std::string("blk.0.") + name);
+        return t && t->ne.size() >= 2 ? t->ne[1] : -1;
+    };
+    const int64_t q = rows_of("attn_q.weight"), k = rows_of("attn_k.weight");
+    auto mismatch = [&](const char* tensor, int64_t have, int64_t want) {
+        fail("key '" + a + ".attention.key_length' (" + std::to_string(hp_.head_dim) + ") does not match tensor 'blk.0." +
+             tensor + "': " + std::to_string(have) + " rows, expected " + std::to_string(want) + " (heads x key length)");
+    };
+    if (q >= 0 && q != int64_t{hp_.n_head} * hp_.head_dim) mismatch("attn_q.weight", q, int64_t{hp_.n_head} * hp_.head_dim);
+    if (k >= 0 && k != int64_t{hp_.n_head_kv} * hp_.head_dim) mismatch("attn_k.weight", k, int64_t{hp_.n_head_kv} * hp_.head_dim);
+}
+
+void Model::check_consistency() const {
+    const gguf::File& f = *file_;
+    const std::string& a = hp_.arch;
+    const std::string rows = std::to_string(hp_.n_vocab);
+    if (const gguf::Value* toks = f.find("tokenizer.ggml.tokens"); toks && toks->type == gguf::ValueType::ARRAY &&
+                                                                    toks->arr.size() != static_cast<size_t>(hp_.n_vocab))
+        fail("the tokenizer has " + std::to_string(toks->arr.size()) + " tokens (key 'tokenizer.ggml.tokens') but " +
+             "tensor 'token_embd.weight' has " + rows + " rows");
+    if (f.has(a + ".vocab_size"))
+        if (const int64_t n = f.get_int(a + ".vocab_size"); n != hp_.n_vocab)
+            fail("key '" + a + ".vocab_size' is " + std::to_string(n) + " but tensor 'token_embd.weight' has " + rows +
+                 " rows");
+    if (const gguf::TensorInfo* out = f.find_tensor("output.weight"); out && out->ne.size() >= 2 && out->ne[1] != hp_.n_vocab)
+        fail("tensor 'output.weight' has " + std::to_string(out->ne[1]) + " rows but tensor 'token_embd.weight' has " +
+             rows + " (one per vocabulary token)");
+    for (const auto& t : f.tensors()) {
+        if (t.name.rfind("blk.", 0) != 0) continue;
+        int64_t blk = 0;
+        size_t i = 4;
+        while (i < t.name.size() && i < 14 && t.name[i] >= '0' && t.name[i] <= '9') blk = blk * 10 + (t.name[i++] - '0');
+        if (i > 4 && blk >= hp_.n_layer)
+            fail("key '" + a + ".block_count' is " + std::to_string(hp_.n_layer) + " but the file has tensor '" +
+                 gguf::printable(t.name) + "' of block " + std::to_string(blk));
+    }
+
 }
 
 static std::string shape_str(const std::vector<int64_t>& ne) {
@@ -136,7 +211,7 @@ void Model::pack_for_kernel(Weight& w) {
     if (!k->pack) return;
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
-    if (!pack_pool_) pack_pool_ = std::make_unique<ThreadPool>(default_threads());
+    if (!pack_pool_) pack_pool_ = std::make_unique<ThreadPool>(load_threads_ > 0 ? load_threads_ : default_threads());
     const int nth = pack_pool_->size();
     // Packed layouts store whole row groups one after another, so the tensor is
     // packed in chunks and each chunk's source pages are dropped right away: the

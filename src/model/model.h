@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -73,6 +74,7 @@ struct Weight {
 
 struct LoadOptions {
     bool verbose = false;  // one line on stderr: what was repacked, how fast
+    int n_threads = 0;     // threads repacking weights at load (0 = default_threads(), as -t 0)
 };
 
 // Weights rewritten into kernel layouts at load (Model::pack_for_kernel).
@@ -110,7 +112,7 @@ public:
     virtual std::vector<int> layer_windows() const { return std::vector<int>(static_cast<size_t>(hp_.n_layer), 0); }
 
 protected:
-    explicit Model(std::unique_ptr<gguf::File> f);
+    Model(std::unique_ptr<gguf::File> f, const LoadOptions& opts);
     // Loader helpers for architectures.
     // A 2-D weight, checked against the expected shape. With `pack`, it is
     // rewritten for this CPU's matmul kernel (then rows are not readable as plain
@@ -121,6 +123,13 @@ protected:
     Weight matrix_rows(const std::string& name, int64_t n_in, int64_t n_out, int64_t row0, int64_t n_rows);
     std::vector<float> vector(const std::string& name, int64_t n, bool required = true);
     void read_common_hparams();
+    void check_consistency() const;
+    void check_head_sizes() const;   // key_length against the first block's projections  // metadata against tensors (read_common_hparams calls it)
+    // Integer / float metadata in [lo, hi] (NaN refused), else one line naming the
+    // file, the key and the value as stored (64-bit: 4294967295 is not shown as -1).
+    // No default: the key is required.
+    int int_key(const std::string& key, std::optional<int64_t> def, int64_t lo, int64_t hi) const;
+    float float_key(const std::string& key, double def, double lo, double hi) const;
     void pack_for_kernel(Weight& w);  // `<arch>.*` keys shared by the Llama family
     [[noreturn]] void fail(const std::string& what) const;
     void finish_load(const LoadOptions& opts);  // after the architecture's loader: drop the packing pool
@@ -130,6 +139,7 @@ protected:
     uint64_t weight_bytes_ = 0, n_params_ = 0;
     std::vector<AnonBuffer> owned_;                              // tensors converted at load
     std::unique_ptr<ThreadPool> pack_pool_;                      // while loading only
+    int load_threads_ = 0;                                       // LoadOptions::n_threads
     RepackStats repack_;
     std::unordered_set<std::string> counted_;                    // tensors already in weight_bytes_
     std::unordered_map<std::string, const uint8_t*> unpacked_;  // interleaved tensors made plain

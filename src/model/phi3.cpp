@@ -11,10 +11,10 @@ namespace {
 
 class Phi3 final : public DecoderModel {
 public:
-    explicit Phi3(std::unique_ptr<gguf::File> f) : DecoderModel(std::move(f)) {
+    Phi3(std::unique_ptr<gguf::File> f, const LoadOptions& o) : DecoderModel(std::move(f), o) {
         read_common_hparams();
         const std::string a = hp_.arch;
-        hp_.sliding_window = static_cast<int>(file_->get_int(a + ".attention.sliding_window", 0));
+        hp_.sliding_window = int_key(a + ".attention.sliding_window", 0, 0, INT32_MAX);
         const Hparams& h = hp_;
         const int d = h.n_embd, qkv = h.q_dim() + 2 * h.kv_dim();
         opt_.rope = ops::RopeMode::Neox;
@@ -37,9 +37,9 @@ public:
         // LongRoPE (128k variants).
         factors_long_ = vector("rope_factors_long.weight", h.n_rot / 2, false);
         factors_short_ = vector("rope_factors_short.weight", h.n_rot / 2, false);
-        n_ctx_orig_ = static_cast<int>(file_->get_int(a + ".rope.scaling.original_context_length", h.n_ctx_train));
+        n_ctx_orig_ = int_key(a + ".rope.scaling.original_context_length", h.n_ctx_train, 1, INT32_MAX);
         if (!factors_long_.empty() || !factors_short_.empty()) {
-            float af = static_cast<float>(file_->get_float(a + ".rope.scaling.attn_factor", 0.0));
+            float af = float_key(a + ".rope.scaling.attn_factor", 0.0, 0.0, 1e3);  // 0 = from the lengths
             if (af <= 0.0f) {
                 const double scale = double(h.n_ctx_train) / n_ctx_orig_;
                 af = scale <= 1.0 ? 1.0f : static_cast<float>(std::sqrt(1.0 + std::log(scale) / std::log(double(n_ctx_orig_))));
@@ -60,8 +60,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Model> create_phi3(std::unique_ptr<gguf::File> f, const LoadOptions&) {
-    return std::make_unique<Phi3>(std::move(f));
+std::unique_ptr<Model> create_phi3(std::unique_ptr<gguf::File> f, const LoadOptions& o) {
+    return std::make_unique<Phi3>(std::move(f), o);
 }
 
 }  // namespace loom

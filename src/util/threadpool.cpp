@@ -52,6 +52,12 @@ std::vector<int> default_pool_cpus() {
     return default_cpus();
 }
 
+int available_cpus() {
+    if (const auto cpus = allowed_cpus(); !cpus.empty()) return static_cast<int>(cpus.size());
+    unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : static_cast<int>(n);
+}
+
 int default_threads() {
     if (const auto cpus = default_pool_cpus(); !cpus.empty()) return static_cast<int>(cpus.size());
     unsigned n = std::thread::hardware_concurrency();
@@ -71,16 +77,30 @@ ThreadPool::ThreadPool(int n_threads, std::vector<int> cpus)
         caller_cpus_ = allowed_cpus();
         set_thread_cpus({&cpus_[0], 1});
     }
-    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+    // The system may refuse a thread (-t 100000: no memory for the stacks, or the
+    // task limit): stop and join the ones started, then one clear error, instead of
+    // std::terminate from the joinable threads' destructors.
+    try {
+        threads_.reserve(static_cast<size_t>(n_threads_ - 1));
+        for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+    } catch (const std::exception& e) {
+        const size_t started = threads_.size() + 1;
+        shutdown();
+        throw std::runtime_error("cannot start " + std::to_string(n_threads_) + " threads (the system refused after " +
+                                 std::to_string(started) + ": " + e.what() + "); use fewer with -t");
+    }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::shutdown() {
     stop_.store(true);
     generation_.fetch_add(1);
     generation_.notify_all();
     for (auto& t : threads_) t.join();
+    threads_.clear();
     if (!caller_cpus_.empty() && std::this_thread::get_id() == caller_) set_thread_cpus(caller_cpus_);
 }
+
+ThreadPool::~ThreadPool() { shutdown(); }
 
 void ThreadPool::worker(int ith) {
     if (!cpus_.empty()) {

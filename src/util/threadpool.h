@@ -26,6 +26,7 @@ public:
     explicit ThreadPool(int n_threads);  // pinned to default_pool_cpus(), if any
     // Pinned to `cpus` (ids < CPU_SETSIZE, else std::invalid_argument); empty = not
     // pinned. Pinning is best effort: check CPUs first with parse_cpu_mask.
+    // std::runtime_error (one line) when the system cannot start that many threads.
     ThreadPool(int n_threads, std::vector<int> cpus);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -46,6 +47,7 @@ public:
 
 private:
     void worker(int ith);
+    void shutdown();  // stops and joins the workers, gives thread 0 its affinity back
     int n_threads_;
     // Spin iterations before sleeping (workers) or yielding (the caller): none when the
     // pool has more threads than CPUs to run them, where a spinning thread would only
@@ -67,6 +69,9 @@ private:
 // Default thread count: the default pool CPUs when set, else the machine's cores
 // (at least 1).
 int default_threads();
+
+// CPUs this process may run on (its affinity set; else the machine's cores).
+int available_cpus();
 
 // Process-wide CPUs for pools built without explicit CPUs (from --cpu-mask; empty =
 // no pinning). Set it before building pools; pools already built keep theirs.

@@ -1,6 +1,9 @@
 // loom bench compare on two committed fixtures with clean, known percentages.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -98,6 +101,45 @@ TEST(BenchCompare, BadInputsAreOneLineErrors) {
     std::ofstream(tmp) << "{\"machine\": {}}";
     EXPECT_NE(one_line(tmp.string()).find("no \"results\""), std::string::npos);
     std::filesystem::remove(tmp);
+}
+
+// A directory or a FIFO given as a report: one line, at once (reading a directory
+// used to surface a libstdc++ message; a FIFO without a writer blocked forever).
+TEST(BenchCompare, NonRegularFilesAreRefused) {
+    const auto dir = std::filesystem::temp_directory_path() / ("loom_cmp_dir_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto err = [](const std::string& path) {
+        try {
+            load_report(path);
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    EXPECT_EQ(err(dir.string()), "cannot read '" + dir.string() +
+                                     "': it is a directory, not a report (save one with loom bench ... -o json > REPORT.json)");
+    const auto fifo = dir / "fifo.json";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_EQ(err(fifo.string()), "cannot read '" + fifo.string() +
+                                      "': it is a FIFO, not a report (save one with loom bench ... -o json > REPORT.json)");
+    EXPECT_EQ(err((dir / "missing.json").string()),
+              "cannot read '" + (dir / "missing.json").string() + "': No such file or directory");
+    std::filesystem::remove_all(dir);
+}
+
+// Reports of two different models: the percentages are no speed-up, and the
+// comparison says so.
+TEST(BenchCompare, DifferentModelsWarn) {
+    auto a = load_report((kData / "graviton3.json").string());
+    auto b = load_report((kData / "graviton4.json").string());
+    EXPECT_TRUE(compare_reports(a, b).warnings.empty());
+    b["model"]["n_params"] = 1235814400;
+    b["model"]["describe"] = "llama, 1.24 B params";
+    const Comparison c = compare_reports(a, b, "A", "B");
+    ASSERT_EQ(c.warnings.size(), 1u);
+    EXPECT_EQ(c.warnings[0], "the reports measure different models (n_params differs): A '?', B 'llama, 1.24 B "
+                             "params'; the changes are not speed-ups");
+    EXPECT_EQ(compare_json(c)["warnings"].size(), 1u);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "chat/chat.h"
 #include "gguf/gguf.h"
@@ -50,7 +51,8 @@ TEST(ChatTemplate, Gemma2FoldsSystemIntoFirstUserTurn) {
 TEST(ChatTemplate, NamesAndErrors) {
     EXPECT_EQ(chat_template_from_name("gemma"), ChatTemplate::Gemma2);
     EXPECT_EQ(chat_template_from_name("phi3"), ChatTemplate::Phi3);
-    EXPECT_FALSE(chat_template_from_name("chatml").has_value());
+    EXPECT_EQ(chat_template_from_name("chatml"), ChatTemplate::ChatML);
+    EXPECT_FALSE(chat_template_from_name("vicuna").has_value());
 }
 
 std::unique_ptr<Tokenizer> vocab(const std::string& name) {
@@ -140,6 +142,130 @@ TEST(ChatSession, SameSeedSameReply) {
         *out = chat.reply("hello", 8);
     }
     EXPECT_EQ(a, b);
+}
+
+// ChatML (Qwen, many fine-tunes): a system turn, <|im_end|> closes every turn.
+TEST(ChatTemplate, ChatMLExactString) {
+    EXPECT_EQ(render_chat(ChatTemplate::ChatML, kConversation, true),
+              "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n"
+              "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+              "<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\nThanks<|im_end|>\n<|im_start|>assistant\n");
+}
+
+// The template comes from tokenizer.chat_template, else from the vocabulary's
+// control tokens, and never silently falls back to Llama 3: a file whose
+// vocabulary lacks a template's control tokens is refused.
+std::string variant(const std::string& tag, const std::function<void(gguf::Writer&)>& edit) {
+    auto f = gguf::File::open(tiny_model());
+    gguf::Writer w;
+    for (const auto& [k, v] : f->metadata()) w.set(k, v);
+    edit(w);
+    for (const auto& t : f->tensors()) w.add_tensor(t.name, t.type, t.ne, t.data);
+    const std::string path = ::testing::TempDir() + "/loom_chat_" + tag + "." + std::to_string(::getpid()) + ".gguf";
+    w.write(path);
+    return path;
+}
+
+std::string choose(const std::string& path, std::string* how = nullptr) {
+    auto f = gguf::File::open(path);
+    try {
+        const ChatTemplateChoice c = choose_chat_template(*f, *Tokenizer::from_gguf(*f));
+        if (how) *how = c.how;
+        return std::string(chat_template_name(c.tmpl));
+    } catch (const std::exception& e) {
+        return std::string("error: ") + e.what();
+    }
+}
+
+// The tiny synthetic Llama's vocabulary with some of its special tokens renamed.
+void rename_tokens(gguf::Writer& w, const gguf::File& f, const std::vector<std::pair<std::string, std::string>>& ren) {
+    auto toks = f.get_string_array("tokenizer.ggml.tokens");
+    for (auto& t : toks)
+        for (const auto& [from, to] : ren)
+            if (t == from) t = to;
+    w.set("tokenizer.ggml.tokens", gguf::Value::string_array(toks));
+}
+
+TEST(ChatTemplate, ChosenByVocabularyWithoutMetadata) {
+    std::string how;
+    EXPECT_EQ(choose(tiny_model(), &how), "llama3");  // Llama 3 control tokens, no template key
+    EXPECT_EQ(how, "from the vocabulary's control tokens (no tokenizer.chat_template)");
+    auto f = gguf::File::open(tiny_model());
+    // A Llama-architecture file with ChatML tokens instead (like Qwen-style fine-tunes).
+    const std::string chatml = variant("chatml_vocab", [&](gguf::Writer& w) {
+        rename_tokens(w, *f, {{"<|start_header_id|>", "<|im_start|>"}, {"<|eot_id|>", "<|im_end|>"}});
+    });
+    EXPECT_EQ(choose(chatml), "chatml");
+    // No known control tokens at all: refused, not Llama 3 by default.
+    const std::string none = variant("no_vocab", [&](gguf::Writer& w) {
+        rename_tokens(w, *f, {{"<|start_header_id|>", "<|x|>"}});
+    });
+    EXPECT_EQ(choose(none), "error: " + none + ": no chat template: the file has no 'tokenizer.chat_template' and its "
+                                               "vocabulary has the control tokens of none loom knows; name one with "
+                                               "--chat-template NAME (llama3, phi3, gemma2, chatml)");
+    for (const auto& p : {chatml, none}) std::filesystem::remove(p);
+}
+
+TEST(ChatTemplate, ChosenByTheFilesTemplate) {
+    auto f = gguf::File::open(tiny_model());
+    const std::string chatml_tmpl =
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
+        "'\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+    // A ChatML template over a vocabulary with ChatML tokens.
+    const std::string ok = variant("chatml_tmpl", [&](gguf::Writer& w) {
+        rename_tokens(w, *f, {{"<|start_header_id|>", "<|im_start|>"}, {"<|eot_id|>", "<|im_end|>"}});
+        w.set("tokenizer.chat_template", gguf::Value::string(chatml_tmpl));
+    });
+    std::string how;
+    EXPECT_EQ(choose(ok, &how), "chatml");
+    EXPECT_EQ(how, "from tokenizer.chat_template");
+    // ChatML template, but the vocabulary has Llama 3's tokens only: its markers would be plain text.
+    const std::string lacking = variant("chatml_lacking", [&](gguf::Writer& w) {
+        w.set("tokenizer.chat_template", gguf::Value::string(chatml_tmpl));
+    });
+    EXPECT_EQ(choose(lacking), "error: " + lacking + ": the file's chat template is chatml but '<|im_start|>' is not a "
+                                                     "special token of its vocabulary; name one with --chat-template "
+                                                     "NAME (llama3, phi3, gemma2, chatml)");
+    // A template loom does not know.
+    const std::string unknown = variant("unknown_tmpl", [&](gguf::Writer& w) {
+        w.set("tokenizer.chat_template", gguf::Value::string("{% for m in messages %}### {{ m.content }}{% endfor %}"));
+    });
+    EXPECT_EQ(choose(unknown), "error: " + unknown + ": the file's chat template (key 'tokenizer.chat_template') is not "
+                                                     "one loom knows; name one with --chat-template NAME (llama3, "
+                                                     "phi3, gemma2, chatml)");
+    for (const auto& p : {ok, lacking, unknown}) std::filesystem::remove(p);
+}
+
+// A ChatML conversation through the session: <|im_end|> ends the reply and the
+// turn is closed in the cache as the template renders it.
+TEST(ChatSession, ChatMLTurns) {
+    auto f = gguf::File::open(tiny_model());
+    const std::string path = variant("chatml_session", [&](gguf::Writer& w) {
+        rename_tokens(w, *f, {{"<|start_header_id|>", "<|im_start|>"}, {"<|eot_id|>", "<|im_end|>"}});
+    });
+    auto model = Model::load(path);
+    auto tok = Tokenizer::from_gguf(model->file());
+    Context ctx(*model, ContextParams{512, 1, 1});
+    SamplerParams sp;
+    sp.temperature = 0;
+    ChatSession chat(ctx, *tok, ChatTemplate::ChatML, sp);
+    chat.reply("one", 4);
+    const std::vector<ChatMessage> user = {{"user", "one"}};
+    const auto ids = tok->tokenize(render_chat(ChatTemplate::ChatML, user, true), true, true);
+    EXPECT_EQ(chat.last_prompt_tokens(), static_cast<int>(ids.size()));
+    EXPECT_EQ(ids[1], *tok->find_token("<|im_start|>"));  // a control token, not text (after BOS)
+    EXPECT_GT(chat.n_cached(), static_cast<int>(ids.size()));
+    EXPECT_TRUE(tok->is_eog(*tok->find_token("<|im_end|>")));
+    std::filesystem::remove(path);
+}
+
+TEST(ChatTemplate, SharedModels) {
+    LOOM_REQUIRE_SHARED();
+    const auto m = test::shared_dir() / "models";
+    EXPECT_EQ(choose((m / "phi3-tiny.q4_0.gguf").string()), "phi3");
+    EXPECT_EQ(choose((m / "llama3-tiny.q4_0.gguf").string()), "llama3");
+    // Gemma 2 architecture, but a Llama 2 vocabulary without <start_of_turn>.
+    EXPECT_EQ(choose((m / "gemma2-tiny.q4_0.gguf").string()).rfind("error: ", 0), 0u);
 }
 
 }  // namespace

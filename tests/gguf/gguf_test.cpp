@@ -488,7 +488,7 @@ TEST(FileOpen, SystemErrors) {
     EXPECT_NE(error_of([] { File::open("/nonexistent/model.gguf"); })
                   .find("/nonexistent/model.gguf: cannot open: "),
               std::string::npos);
-    EXPECT_EQ(error_of([] { File::open("/tmp"); }), "/tmp: not a regular file");
+    EXPECT_EQ(error_of([] { File::open("/tmp"); }), "/tmp: not a regular file (a directory): give a GGUF file");
     std::string empty = temp_path("empty");
     std::ofstream(empty).close();
     EXPECT_EQ(error_of([&] { File::open(empty); }), empty + ": not a GGUF file: the file is empty");

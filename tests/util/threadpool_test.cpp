@@ -2,13 +2,20 @@
 // its range exactly, and workers that went to sleep (futex wait) wake for new jobs.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <chrono>
 #include <cstdint>
 #include <thread>
 #include <vector>
 
+#include "util/cpumask.h"
 #include "util/threadpool.h"
 
 namespace loom {
@@ -108,6 +115,41 @@ TEST(ThreadPool, LargePoolsOversubscribedRunEveryJobOnce) {
         }
     }
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+void start_too_many_threads() {
+    // Room for the present mappings plus a few thread stacks (8 MiB each).
+    long pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+        std::fclose(f);
+    }
+    const rlim_t limit = static_cast<rlim_t>(pages) * sysconf(_SC_PAGESIZE) + (64 << 20);
+    const rlimit rl{limit, limit};
+    setrlimit(RLIMIT_AS, &rl);
+    try {
+        ThreadPool pool(100000);
+        std::fprintf(stderr, "no error\n");
+        std::_Exit(2);
+    } catch (const std::runtime_error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        std::_Exit(std::string(e.what()).rfind("cannot start 100000 threads (the system refused after ", 0) == 0 ? 0 : 3);
+    }
+}
+
+// -t 100000: when the system refuses a thread, the pool stops and joins the ones it
+// started and throws one line (it used to std::terminate: joinable threads
+// destroyed during unwinding). A child process with a small address-space limit
+// makes the refusal certain; the parent only checks how the child ended.
+TEST(ThreadPool, RefusedThreadIsACleanError) {
+#if defined(LOOM_GOLDEN_BEST_ISA_ONLY)
+    GTEST_SKIP() << "address-space limits do not apply to the emulated process (qemu-user)";
+#endif
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(start_too_many_threads(), ::testing::ExitedWithCode(0), "cannot start 100000 threads");
+}
+
+TEST(ThreadPool, AvailableCpus) {
+    EXPECT_GE(available_cpus(), 1);
+    EXPECT_LE(available_cpus(), kMaxCpus);
 }
 
 }  // namespace
