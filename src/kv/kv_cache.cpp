@@ -69,7 +69,7 @@ KvCache::KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type, GgmlType
         st.k.assign(rows * k_row_, 0);
         st.v.assign(rows * v_row_, 0);
         st.pos.assign(st.n_cells, -1);
-        st.owner.assign(st.n_cells, -1);
+        st.refs.assign(st.n_cells, 0);
         reset(st);
     }
 }
@@ -82,7 +82,7 @@ size_t KvCache::bytes() const {
 
 void KvCache::reset(Stream& st) {
     std::fill(st.pos.begin(), st.pos.end(), -1);
-    std::fill(st.owner.begin(), st.owner.end(), -1);
+    std::fill(st.refs.begin(), st.refs.end(), 0);
     st.free_list.resize(st.n_cells);
     for (int i = 0; i < st.n_cells; ++i) st.free_list[i] = st.n_cells - 1 - i;  // pop gives 0 first
     st.seqs.clear();
@@ -110,9 +110,16 @@ int32_t KvCache::alloc(int32_t seq, int32_t pos, int s) {
     st.free_list.pop_back();
     --st.n_free;
     st.pos[cell] = pos;
-    st.owner[cell] = seq;
+    st.refs[cell] = 1;
     cells.push_back(cell);
     return cell;
+}
+
+void KvCache::release(Stream& st, int32_t cell) {
+    if (--st.refs[cell] > 0) return;
+    st.pos[cell] = -1;
+    st.free_list.push_back(cell);
+    ++st.n_free;
 }
 
 void KvCache::free_upto(int32_t seq, int32_t pos, int s) {
@@ -120,13 +127,55 @@ void KvCache::free_upto(int32_t seq, int32_t pos, int s) {
     if (seq < 0 || static_cast<size_t>(seq) >= st.seqs.size()) return;
     auto& cells = st.seqs[seq];
     size_t n = 0;
-    for (; n < cells.size() && st.pos[cells[n]] <= pos; ++n) {
-        st.pos[cells[n]] = -1;
-        st.owner[cells[n]] = -1;
-        st.free_list.push_back(cells[n]);
-        ++st.n_free;
-    }
+    for (; n < cells.size() && st.pos[cells[n]] <= pos; ++n) release(st, cells[n]);
     cells.erase(cells.begin(), cells.begin() + static_cast<ptrdiff_t>(n));
+}
+
+void KvCache::seq_rm(int32_t seq, int32_t pos) {
+    for (Stream& st : streams_) {
+        if (seq < 0 || static_cast<size_t>(seq) >= st.seqs.size()) continue;
+        auto& cells = st.seqs[seq];
+        while (!cells.empty() && st.pos[cells.back()] >= pos) {
+            release(st, cells.back());
+            cells.pop_back();
+        }
+    }
+}
+
+bool KvCache::can_fork(int32_t src, int32_t upto_pos) const {
+    if (n_streams() < 2) return true;
+    // The window stream must hold every position src has in [upto_pos + 2 - window,
+    // upto_pos]: the first token dst adds (upto_pos + 1) sees positions after
+    // upto_pos + 1 - window.
+    const int32_t lo = std::max<int32_t>(0, upto_pos + 2 - streams_[1].window);
+    auto count = [&](int s) {
+        int32_t n = 0;
+        for (int32_t c : seq_cells(src, s)) n += streams_[s].pos[c] >= lo && streams_[s].pos[c] <= upto_pos;
+        return n;
+    };
+    return count(1) == count(0);
+}
+
+void KvCache::fork(int32_t src, int32_t dst, int32_t upto_pos) {
+    if (src < 0 || dst < 0 || src == dst)
+        throw std::invalid_argument("fork: bad sequence ids " + std::to_string(src) + " -> " + std::to_string(dst));
+    for (int s = 0; s < n_streams(); ++s)
+        if (!seq_cells(dst, s).empty())
+            throw std::invalid_argument("fork: sequence " + std::to_string(dst) + " already holds cells");
+    if (!can_fork(src, upto_pos))
+        throw std::invalid_argument("fork: sequence " + std::to_string(src) +
+                                    " no longer holds the sliding-window cells before position " +
+                                    std::to_string(upto_pos + 1));
+    for (Stream& st : streams_) {
+        if (static_cast<size_t>(std::max(src, dst)) >= st.seqs.size()) st.seqs.resize(std::max(src, dst) + 1);
+        const auto& from = st.seqs[src];
+        auto& to = st.seqs[dst];
+        for (int32_t c : from) {
+            if (st.pos[c] > upto_pos) break;
+            ++st.refs[c];
+            to.push_back(c);
+        }
+    }
 }
 
 void KvCache::remove_seq(int32_t seq) {

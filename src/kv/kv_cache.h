@@ -1,5 +1,8 @@
-// KV cache: pools of cells, each owned by one sequence at one position.
-// Sequences are added by decoding tokens for them, continued, and removed.
+// KV cache: pools of cells, each holding one position's keys and values. A cell
+// belongs to one sequence, or is shared by several (KvCache::fork: a common prompt
+// prefix), counted by reference and freed when its last sequence lets it go.
+// Sequences are added by decoding tokens for them, forked, continued, truncated
+// and removed.
 //
 // Layers are split into streams, each with a cell pool of its own and storage for
 // its layers only. Stream 0 holds the full-attention layers and every position of
@@ -65,9 +68,20 @@ public:
     // Takes a free cell of stream s for (seq, pos). Positions of a sequence must grow.
     // Throws ContextFull when no cell is free, std::invalid_argument on a bad pos.
     int32_t alloc(int32_t seq, int32_t pos, int s = 0);
-    // Frees the cells of seq in stream s at positions <= pos.
+    // Lets go of the cells of seq in stream s at positions <= pos (a cell is free
+    // once no sequence holds it).
     void free_upto(int32_t seq, int32_t pos, int s);
     void remove_seq(int32_t seq);  // in every stream
+    // Tail truncation (rollback): lets go of seq's cells at positions >= pos, in every stream.
+    void seq_rm(int32_t seq, int32_t pos);
+    // dst (empty) shares src's cells at positions <= upto_pos, in every stream: no copy,
+    // the cells count one more reference. Throws std::invalid_argument when dst holds
+    // cells, src == dst, or (can_fork) src no longer holds a sliding-window cell dst needs.
+    void fork(int32_t src, int32_t dst, int32_t upto_pos);
+    // Whether fork(src, _, upto_pos) can give dst all it will attend to: the full
+    // stream always can; the window stream only while src still holds its cells of
+    // the last window before upto_pos + 1 (the runtime frees older ones).
+    bool can_fork(int32_t src, int32_t upto_pos) const;
     void clear();
 
     // Cells of a sequence in stream s, in increasing position order (empty span if none).
@@ -75,6 +89,7 @@ public:
     int32_t seq_pos_max(int32_t seq) const;  // -1 when the sequence is empty
     int32_t seq_len(int32_t seq, int s = 0) const { return static_cast<int32_t>(seq_cells(seq, s).size()); }
     int32_t cell_pos(int32_t cell, int s = 0) const { return streams_[s].pos[cell]; }
+    int32_t cell_refs(int32_t cell, int s = 0) const { return streams_[s].refs[cell]; }  // 0 = free
 
     // Row of a cell (of the layer's stream) in a layer; cells of a layer are
     // k_row_bytes() apart.
@@ -87,7 +102,7 @@ private:
     struct Stream {
         int n_cells = 0, n_free = 0, n_layer = 0, window = 0;
         std::vector<uint8_t> k, v;                // [layer of the stream][cell][row]
-        std::vector<int32_t> pos, owner;          // per cell; owner -1 = free
+        std::vector<int32_t> pos, refs;           // per cell; refs = sequences holding it (0 = free)
         std::vector<int32_t> free_list;           // stack of free cells
         std::vector<std::vector<int32_t>> seqs;   // per sequence id: cells by position
     };
@@ -97,6 +112,7 @@ private:
         return static_cast<size_t>(slot_[layer]) * stream_for(layer).n_cells + static_cast<size_t>(cell);
     }
     static void reset(Stream& st);
+    static void release(Stream& st, int32_t cell);
 
     int kv_dim_;
     GgmlType k_type_, v_type_;

@@ -135,6 +135,14 @@ int Context::step(std::span<const BatchToken> batch, float* logits) {
     return static_cast<int>(plan.out_rows.size());
 }
 
+void Context::fork(int32_t src, int32_t dst, int32_t upto_pos) {
+    for (int32_t s : {src, dst})
+        if (s < 0 || s >= params_.n_seq_max)
+            throw std::invalid_argument("fork: sequence id " + std::to_string(s) + " outside [0, " +
+                                        std::to_string(params_.n_seq_max) + ")");
+    kv_.fork(src, dst, upto_pos);
+}
+
 std::span<const float> Context::logits(int i) const {
     if (i < 0 || i >= n_outputs_) throw std::out_of_range("logits: no output " + std::to_string(i));
     return std::span<const float>(logits_).subspan(static_cast<size_t>(i) * n_vocab(), n_vocab());

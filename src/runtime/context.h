@@ -45,12 +45,19 @@ public:
     int n_vocab() const { return model_.hparams().n_vocab; }
 
     void remove_seq(int32_t seq) { kv_.remove_seq(seq); }
+    // dst (empty) shares src's cells at positions <= upto_pos (KvCache::fork); its next
+    // token goes at upto_pos + 1. Throws std::invalid_argument (ids, or see can_fork).
+    void fork(int32_t src, int32_t dst, int32_t upto_pos);
+    bool can_fork(int32_t src, int32_t upto_pos) const { return kv_.can_fork(src, upto_pos); }
+    // Drops seq's positions >= pos (rollback); decoding goes on from pos.
+    void seq_rm(int32_t seq, int32_t pos) { kv_.seq_rm(seq, pos); }
     void clear() { kv_.clear(); }
     int32_t seq_pos_max(int32_t seq) const { return kv_.seq_pos_max(seq); }
     const KvCache& kv() const { return kv_; }
     const Model& model() const { return model_; }
     ThreadPool& pool() { return pool_; }
     int n_ctx() const { return kv_.n_cells(); }
+    const ContextParams& params() const { return params_; }
 
     // Convenience: a whole prompt for one sequence (logits of the last token).
     std::span<const float> eval_prompt(int32_t seq, std::span<const int32_t> tokens);

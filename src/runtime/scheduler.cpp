@@ -1,11 +1,24 @@
-// Placeholder while the engine lands: the public interface builds; submit() refuses.
+// The scheduler's engine: admission, one decode per step, sampling, finishing.
+// The prefix index and the KV slots are in prefix_index.{h,cpp}.
 #include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <future>
+#include <unordered_set>
+
+#include "runtime/prefix_index.h"
+#include "tokenizer/tokenizer.h"
 
 namespace loom {
 
-struct Scheduler::Seq {};
-struct Scheduler::Req {};
-struct Scheduler::Impl {};
+namespace {
+double now_s() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
 
 const char* finish_reason_name(FinishReason r) {
     switch (r) {
@@ -17,27 +30,528 @@ const char* finish_reason_name(FinishReason r) {
     return "?";
 }
 
+struct Scheduler::Req {
+    uint64_t id = 0;
+    Request r;
+    RequestResult res;
+    std::vector<int32_t> stop_ids;  // sorted
+    int n_open = 0;                 // choices not finished
+    bool cancelled = false, admitted = false;
+    double t_submit = 0, t_admit = 0, t_first = -1;
+};
+
+// One choice of a request: its tokens (prompt, then generated) and where they are.
+struct Scheduler::Seq {
+    Req* req = nullptr;
+    int choice = 0;
+    uint64_t age = 0;          // arrival order: older sequences go first
+    int32_t slot = -1;         // KV sequence id while placed
+    std::vector<int32_t> tokens;
+    int n_prompt = 0;
+    int n_cached = 0;          // tokens[0, n_cached) have keys and values in the cache
+    Sampler sampler;
+    std::unique_ptr<StreamDecoder> detok;
+    std::string held;          // text not released yet (a stop string may start in it)
+    bool done = false;
+    int pending() const { return static_cast<int>(tokens.size()) - n_cached; }
+    int n_generated() const { return static_cast<int>(tokens.size()) - n_prompt; }
+    explicit Seq(const SamplerParams& sp) : sampler(sp) {}
+};
+
+struct Scheduler::Impl {
+    explicit Impl(Context& ctx) : slots(ctx) {}
+    PrefixIndex slots;
+    std::vector<std::unique_ptr<Req>> reqs;
+    std::vector<std::unique_ptr<Seq>> seqs;  // every unfinished sequence
+    std::deque<Seq*> waiting;                // by age
+    std::vector<Seq*> running;               // by age
+    SchedulerStats st;                       // counters, published to stats_ after each step
+};
+
 Scheduler::Scheduler(const Model& model, const ContextParams& cp, const SchedulerParams& sp, const Tokenizer* tok)
-    : model_(model), ctx_(model, cp), params_(sp), tok_(tok), impl_(std::make_unique<Impl>()) {}
-
-Scheduler::~Scheduler() { stop(); }
-
-uint64_t Scheduler::submit(Request) { throw std::runtime_error("scheduler: not implemented yet"); }
-bool Scheduler::cancel(uint64_t) { return false; }
-void Scheduler::start() {}
-void Scheduler::stop() {
-    if (thread_.joinable()) thread_.join();
+    : model_(model), ctx_(model, cp), params_(sp), tok_(tok), impl_(std::make_unique<Impl>(ctx_)) {
+    if (sp.n_parallel < 1) throw std::invalid_argument("--parallel must be at least 1");
+    if (sp.batch_tokens < sp.n_parallel)
+        throw std::invalid_argument("--batch-tokens (" + std::to_string(sp.batch_tokens) +
+                                    ") must be at least --parallel (" + std::to_string(sp.n_parallel) + ")");
+    if (sp.max_waiting < 0) throw std::invalid_argument("the waiting queue limit must be >= 0");
+    if (cp.n_seq_max <= sp.n_parallel)
+        throw std::invalid_argument("the context's sequence ids (" + std::to_string(cp.n_seq_max) +
+                                    ") must exceed --parallel (" + std::to_string(sp.n_parallel) + ")");
+    stats_.kv_cells = ctx_.n_ctx();
 }
-bool Scheduler::step() { return false; }
-bool Scheduler::step_locked() { return false; }
-void Scheduler::engine_loop() {}
-RequestResult Scheduler::generate(Request r) {
-    submit(std::move(r));
-    return {};
+
+Scheduler::~Scheduler() {
+    stop();
+    // Whatever is left ends Cancelled, here.
+    {
+        std::lock_guard lk(mu_);
+        for (auto& r : inbox_) cancels_.push_back(r->id);
+        for (auto& r : impl_->reqs) cancels_.push_back(r->id);
+    }
+    drain_inbox();
+    for (auto& r : impl_->reqs) r->cancelled = true;
+    reap_cancelled();
+    sweep();
 }
+
+// ------------------------------------------------------------------ submitting
+
+uint64_t Scheduler::submit(Request r) {
+    const int n_vocab = ctx_.n_vocab(), n_ctx = ctx_.n_ctx();
+    const int P = static_cast<int>(r.prompt.size());
+    if (P == 0) throw std::invalid_argument("the prompt is empty");
+    for (int32_t t : r.prompt)
+        if (t < 0 || t >= n_vocab)
+            throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                        std::to_string(n_vocab) + ")");
+    if (r.max_tokens == 0 || r.max_tokens < -1)
+        throw std::invalid_argument("max_tokens must be -1 (no limit) or positive, got " + std::to_string(r.max_tokens));
+    if (P > n_ctx)
+        throw std::invalid_argument("the prompt (" + std::to_string(P) + " tokens) exceeds the context size (" +
+                                    std::to_string(n_ctx) + ")");
+    if (r.max_tokens > 0 && int64_t(P) + r.max_tokens > n_ctx)
+        throw std::invalid_argument("the prompt (" + std::to_string(P) + " tokens) + max_tokens (" +
+                                    std::to_string(r.max_tokens) + ") exceeds the context size (" +
+                                    std::to_string(n_ctx) + ")");
+    if (r.n < 1 || r.n > params_.n_parallel)
+        throw std::invalid_argument("n (choices) must be in [1, " + std::to_string(params_.n_parallel) + "], got " +
+                                    std::to_string(r.n));
+    if (r.n_probs < 0 || r.n_probs > std::min(n_vocab, 100))
+        throw std::invalid_argument("n_probs must be in [0, " + std::to_string(std::min(n_vocab, 100)) + "], got " +
+                                    std::to_string(r.n_probs));
+    for (int32_t t : r.stop_tokens)
+        if (t < 0 || t >= n_vocab) throw std::invalid_argument("stop token id " + std::to_string(t) + " is outside the vocabulary");
+    for (const std::string& s : r.stop)
+        if (s.empty()) throw std::invalid_argument("a stop string is empty");
+    if (!r.stop.empty() && !tok_) throw std::invalid_argument("stop strings need a tokenizer");
+
+    auto q = std::make_unique<Req>();
+    q->r = std::move(r);
+    q->stop_ids = q->r.stop_tokens;
+    if (q->r.stop_at_eog && tok_)
+        q->stop_ids.insert(q->stop_ids.end(), tok_->eog_ids().begin(), tok_->eog_ids().end());
+    std::sort(q->stop_ids.begin(), q->stop_ids.end());
+    q->res.prompt_tokens = P;
+    q->res.choices.resize(q->r.n);
+    q->n_open = q->r.n;
+    q->t_submit = now_s();
+    uint64_t id;
+    {
+        std::lock_guard lk(mu_);
+        if (n_queued_ >= params_.max_waiting)
+            throw Busy("busy: " + std::to_string(n_queued_) + " requests are waiting (limit " +
+                       std::to_string(params_.max_waiting) + "); retry later");
+        id = q->id = q->res.id = next_id_++;
+        ++n_queued_;
+        live_.insert(id);
+        inbox_.push_back(std::move(q));
+    }
+    cv_.notify_all();
+    return id;
+}
+
+bool Scheduler::cancel(uint64_t id) {
+    {
+        std::lock_guard lk(mu_);
+        if (!live_.count(id)) return false;
+        cancels_.push_back(id);
+    }
+    cv_.notify_all();
+    return true;
+}
+
+// Moves submitted requests into the engine (one sequence per choice) and marks
+// cancelled ones.
+void Scheduler::drain_inbox() {
+    std::deque<std::unique_ptr<Req>> in;
+    std::vector<uint64_t> cancels;
+    {
+        std::lock_guard lk(mu_);
+        in.swap(inbox_);
+        cancels.swap(cancels_);
+    }
+    Impl& m = *impl_;
+    for (auto& q : in) {
+        for (int c = 0; c < q->r.n; ++c) {
+            SamplerParams sp = q->r.sampling;
+            sp.seed += static_cast<uint64_t>(c);
+            auto s = std::make_unique<Seq>(sp);
+            s->req = q.get();
+            s->choice = c;
+            s->age = (q->id << 16) + static_cast<uint64_t>(c);
+            s->tokens = q->r.prompt;
+            s->n_prompt = static_cast<int>(q->r.prompt.size());
+            for (int32_t t : q->r.prompt) s->sampler.accept(t);
+            if (tok_) s->detok = std::make_unique<StreamDecoder>(*tok_);
+            m.waiting.push_back(s.get());
+            m.seqs.push_back(std::move(s));
+        }
+        m.reqs.push_back(std::move(q));
+    }
+    for (uint64_t id : cancels)
+        for (auto& q : m.reqs)
+            if (q->id == id) q->cancelled = true;
+}
+
+// ------------------------------------------------------------------ finishing
+
+void Scheduler::finish_seq(Seq* s, FinishReason why, bool keep_cells) {
+    if (s->done) return;
+    Impl& m = *impl_;
+    s->done = true;
+    Req& q = *s->req;
+    ChoiceResult& cr = q.res.choices[s->choice];
+    cr.finish = why;
+    cr.tokens.assign(s->tokens.begin() + s->n_prompt, s->tokens.end());
+    if (s->slot >= 0) {
+        if (keep_cells && params_.prefix_cache) m.slots.to_cached(s->slot);
+        else m.slots.release(s->slot);
+        s->slot = -1;
+    }
+    std::erase(m.running, s);
+    std::erase(m.waiting, s);
+    if (--q.n_open == 0) {
+        const double t = now_s();
+        q.res.finish = q.res.choices[0].finish;
+        q.res.generated_tokens = 0;
+        for (const ChoiceResult& c : q.res.choices) q.res.generated_tokens += static_cast<int>(c.tokens.size());
+        if (q.admitted) {
+            q.res.queue_s = q.t_admit - q.t_submit;
+            q.res.prompt_s = (q.t_first >= 0 ? q.t_first : t) - q.t_admit;
+            q.res.generation_s = q.t_first >= 0 ? t - q.t_first : 0;
+        } else {
+            q.res.queue_s = t - q.t_submit;
+        }
+        {
+            std::lock_guard lk(mu_);
+            live_.erase(q.id);
+            if (!q.admitted) --n_queued_;
+        }
+        ++m.st.requests_done;
+        if (q.r.on_done) q.r.on_done(q.res);
+    }
+}
+
+// Finished requests go at the end of a step (the step still holds their sequences).
+void Scheduler::sweep() {
+    Impl& m = *impl_;
+    std::erase_if(m.seqs, [](const std::unique_ptr<Seq>& x) { return x->req->n_open == 0; });
+    std::erase_if(m.reqs, [](const std::unique_ptr<Req>& x) { return x->n_open == 0; });
+}
+
+void Scheduler::reap_cancelled() {
+    Impl& m = *impl_;
+    for (;;) {
+        Seq* victim = nullptr;
+        for (auto& s : m.seqs)
+            if (!s->done && s->req->cancelled) {
+                victim = s.get();
+                break;
+            }
+        if (!victim) return;
+        flush_text(*victim);
+        finish_seq(victim, FinishReason::Cancelled, /*keep_cells=*/false);
+    }
+}
+
+void Scheduler::flush_text(Seq& s) {
+    if (s.detok) s.held += s.detok->flush();
+    s.req->res.choices[s.choice].text += s.held;
+    s.held.clear();
+}
+
+// ------------------------------------------------------------------ admission
+
+// The youngest running sequence goes back to the queue; its cells are freed and it
+// is encoded again when admitted (sampler and text state stay: same output).
+void Scheduler::preempt(Seq* s) {
+    Impl& m = *impl_;
+    m.slots.release(s->slot);
+    s->slot = -1;
+    s->n_cached = 0;
+    std::erase(m.running, s);
+    auto it = std::find_if(m.waiting.begin(), m.waiting.end(), [&](const Seq* w) { return w->age > s->age; });
+    m.waiting.insert(it, s);
+    ++m.st.preemptions;
+}
+
+// Admits waiting sequences in order while there is room: a running place, a KV
+// sequence id, and cells for the prompt (beyond its cached prefix) next to one more
+// token for each running sequence.
+void Scheduler::admit() {
+    Impl& m = *impl_;
+    while (!m.waiting.empty() && static_cast<int>(m.running.size()) < params_.n_parallel) {
+        Seq* s = m.waiting.front();
+        // What must be in the cache before s can generate: everything but its last
+        // token (that token is decoded with logits).
+        const std::span<const int32_t> want(s->tokens.data(), s->tokens.size() - 1);
+        PrefixIndex::Match hit;
+        if (params_.prefix_cache && !want.empty()) {
+            hit = m.slots.find(want);
+            // A running sequence is encoding a longer common prefix right now: wait for it
+            // (the other choices of a request wait for the first).
+            int best_in_flight = 0;
+            bool sibling = false;
+            for (Seq* r : m.running) {
+                if (r->n_cached >= r->n_prompt) continue;
+                const int lcp = PrefixIndex::common_prefix(want, r->tokens);
+                if (lcp > best_in_flight) best_in_flight = lcp;
+                sibling = sibling || (r->req == s->req && lcp > hit.len);
+            }
+            if (sibling || best_in_flight >= hit.len + kPrefixBlock / 2) break;
+        }
+        const int32_t slot = m.slots.acquire(s, hit.slot);
+        if (slot < 0) break;
+        if (hit.len > 0) m.slots.fork(hit.slot, slot, hit.len);
+        // Cells: the rest of the prompt plus a token per running sequence; cached
+        // sequences give theirs up first. Nothing running: s fits once they have.
+        const int need = static_cast<int>(s->tokens.size()) - hit.len + static_cast<int>(m.running.size());
+        while (ctx_.kv().n_free() < need && m.slots.evict_one()) {
+        }
+        if (ctx_.kv().n_free() < need && !m.running.empty()) {
+            m.slots.release(slot);
+            break;
+        }
+        m.waiting.pop_front();
+        s->slot = slot;
+        s->n_cached = hit.len;
+        ++m.st.prefix_queries;
+        m.st.prefix_hit_tokens += static_cast<uint64_t>(hit.len);
+        Req& q = *s->req;
+        if (!q.admitted) {
+            q.admitted = true;
+            q.t_admit = now_s();
+            q.res.cached_tokens = std::min(hit.len, q.res.prompt_tokens);
+            std::lock_guard lk(mu_);
+            --n_queued_;
+        }
+        auto it = std::find_if(m.running.begin(), m.running.end(), [&](const Seq* r) { return r->age > s->age; });
+        m.running.insert(it, s);
+    }
+}
+
+// ------------------------------------------------------------------ the step
+
+bool Scheduler::step() {
+    Impl& m = *impl_;
+    drain_inbox();
+    reap_cancelled();
+    admit();
+    sweep();
+    if (m.running.empty()) {
+        publish_stats(0);
+        return !m.waiting.empty();
+    }
+    // ---- the batch: one token per generating sequence, then prompt chunks by age
+    std::vector<BatchToken> batch;
+    struct Part { Seq* s; int n; int out; };
+    std::vector<Part> parts;
+    for (;;) {
+        batch.clear();
+        parts.clear();
+        int budget = params_.batch_tokens, n_out = 0;
+        auto add = [&](Seq* s, int n) {
+            const bool last = n == s->pending();
+            for (int i = 0; i < n; ++i) {
+                const int k = s->n_cached + i;
+                batch.push_back({s->tokens[k], k, s->slot, last && i + 1 == n});
+            }
+            parts.push_back({s, n, last ? n_out++ : -1});
+            budget -= n;
+        };
+        for (Seq* s : m.running)
+            if (s->pending() == 1) add(s, 1);
+        for (Seq* s : m.running)
+            if (s->pending() > 1 && budget > 0) add(s, std::min(budget, s->pending()));
+        // Cells for the batch: cached sequences give theirs up, then the youngest running
+        // sequence is preempted (never the only one).
+        while (ctx_.kv().n_free() < static_cast<int>(batch.size()) && m.slots.evict_one()) {
+        }
+        if (ctx_.kv().n_free() >= static_cast<int>(batch.size())) break;
+        if (m.running.size() < 2) {  // cannot happen: one sequence always fits in n_ctx
+            Seq* s = m.running.front();
+            m.slots.release(s->slot);
+            s->slot = -1;
+            s->req->res.error = "the KV cache is full";
+            finish_seq(s, FinishReason::Error, false);
+            sweep();
+            publish_stats(0);
+            return true;
+        }
+        preempt(m.running.back());
+    }
+    try {
+        ctx_.decode(batch);
+    } catch (const std::exception& e) {
+        for (const Part& p : parts) {
+            p.s->req->res.error = e.what();
+            finish_seq(p.s, FinishReason::Error, false);
+        }
+        sweep();
+        publish_stats(static_cast<int>(batch.size()));
+        return true;
+    }
+    // ---- bookkeeping, then sampling
+    for (const Part& p : parts) {
+        Seq* s = p.s;
+        const int before = s->n_cached;
+        s->n_cached += p.n;
+        m.slots.commit(s->slot, std::span<const int32_t>(s->tokens).subspan(before, p.n));
+        // Prompt tokens and re-encoded ones (after a preemption); not the token decoded
+        // to generate the next.
+        const int limit = std::max(s->n_prompt, static_cast<int>(s->tokens.size()) - 1);
+        m.st.prompt_tokens += static_cast<uint64_t>(std::max(0, std::min(s->n_cached, limit) - before));
+    }
+    for (const Part& p : parts)
+        if (p.out >= 0 && !p.s->done && !p.s->req->cancelled) sample(p.s, ctx_.logits(p.out));
+    reap_cancelled();
+    sweep();
+    ++m.st.steps;
+    publish_stats(static_cast<int>(batch.size()));
+    return true;
+}
+
+void Scheduler::sample(Seq* s, std::span<const float> logits) {
+    Impl& m = *impl_;
+    Req& q = *s->req;
+    if (q.t_first < 0) q.t_first = now_s();
+    const int32_t tok = s->sampler.sample(logits);
+    s->tokens.push_back(tok);
+    ++m.st.generated_tokens;
+    ChoiceResult& cr = q.res.choices[s->choice];
+    if (std::binary_search(q.stop_ids.begin(), q.stop_ids.end(), tok)) {
+        flush_text(*s);
+        finish_seq(s, FinishReason::Stop, true);
+        return;
+    }
+    const int n_gen = s->n_generated();
+    const bool at_limit = (q.r.max_tokens > 0 && n_gen >= q.r.max_tokens) ||
+                          static_cast<int>(s->tokens.size()) >= ctx_.n_ctx();
+    // Text: release what cannot be the start of a stop string.
+    std::string piece;
+    bool stopped = false;
+    if (s->detok) {
+        s->held += s->detok->push(tok);
+        size_t cut = std::string::npos;
+        for (const std::string& st : q.r.stop) cut = std::min(cut, s->held.find(st));
+        if (cut != std::string::npos) {
+            piece = s->held.substr(0, cut);
+            s->held.clear();
+            stopped = true;
+        } else if (at_limit) {
+            s->held += s->detok->flush();
+            piece.swap(s->held);
+        } else {
+            size_t keep = 0;  // longest tail of held that starts a stop string
+            for (const std::string& st : q.r.stop)
+                for (size_t k = std::min(st.size() - 1, s->held.size()); k > keep; --k)
+                    if (s->held.compare(s->held.size() - k, k, st, 0, k) == 0) {
+                        keep = k;
+                        break;
+                    }
+            piece = s->held.substr(0, s->held.size() - keep);
+            s->held.erase(0, s->held.size() - keep);
+        }
+        cr.text += piece;
+    }
+    if (q.r.on_token) {
+        TokenEvent ev;
+        ev.choice = s->choice;
+        ev.index = n_gen - 1;
+        ev.token = tok;
+        ev.text = piece;
+        ev.logits = logits;
+        // log-softmax of the raw logits
+        float mx = logits[0];
+        for (float l : logits) mx = std::max(mx, l);
+        double sum = 0;
+        for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
+        const float lse = mx + static_cast<float>(std::log(sum));
+        ev.logprob = logits[tok] - lse;
+        std::vector<TokenLogprob> top;
+        if (q.r.n_probs > 0) {
+            std::vector<int32_t> idx(logits.size());
+            for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
+            const size_t k = std::min(idx.size(), static_cast<size_t>(q.r.n_probs));
+            std::partial_sort(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(k), idx.end(), [&](int32_t a, int32_t b) {
+                return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+            });
+            for (size_t i = 0; i < k; ++i) top.push_back({idx[i], logits[idx[i]] - lse});
+        }
+        ev.top = top;
+        if (q.r.on_token(ev) == Control::Cancel) q.cancelled = true;
+    }
+    if (q.cancelled) return;  // reaped at the end of the step
+    if (stopped) finish_seq(s, FinishReason::Stop, true);
+    else if (at_limit) finish_seq(s, FinishReason::Length, true);
+}
+
+void Scheduler::publish_stats(int step_tokens) {
+    Impl& m = *impl_;
+    m.st.last_step_tokens = step_tokens;
+    m.st.max_step_tokens = std::max(m.st.max_step_tokens, step_tokens);
+    m.st.running = static_cast<int>(m.running.size());
+    m.st.waiting = static_cast<int>(m.waiting.size());
+    m.st.cached = m.slots.n_cached();
+    m.st.kv_cells = ctx_.n_ctx();
+    m.st.kv_used = ctx_.n_ctx() - ctx_.kv().n_free();
+    m.st.kv_usage = static_cast<double>(m.st.kv_used) / m.st.kv_cells;
+    std::lock_guard lk(mu_);
+    stats_ = m.st;
+    stats_.waiting += static_cast<int>(inbox_.size());
+}
+
 SchedulerStats Scheduler::stats() const {
     std::lock_guard lk(mu_);
     return stats_;
+}
+
+// ------------------------------------------------------------------ threads
+
+void Scheduler::start() {
+    if (thread_.joinable()) return;
+    {
+        std::lock_guard lk(mu_);
+        stop_ = false;
+    }
+    thread_ = std::thread([this] { engine_loop(); });
+}
+
+void Scheduler::stop() {
+    if (!thread_.joinable()) return;
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+void Scheduler::engine_loop() {
+    for (;;) {
+        {
+            std::unique_lock lk(mu_);
+            if (stop_) return;
+        }
+        if (step()) continue;
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || !inbox_.empty() || !cancels_.empty(); });
+    }
+}
+
+RequestResult Scheduler::generate(Request r) {
+    auto done = std::make_shared<std::promise<RequestResult>>();
+    auto fut = done->get_future();
+    auto user_done = std::move(r.on_done);
+    r.on_done = [done, user_done](const RequestResult& res) {
+        if (user_done) user_done(res);
+        done->set_value(res);
+    };
+    submit(std::move(r));
+    if (!running())
+        while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) step();
+    return fut.get();
 }
 
 }  // namespace loom

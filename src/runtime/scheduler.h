@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/context.h"
@@ -187,19 +188,28 @@ private:
     struct Req;
     struct Impl;
 
-    bool step_locked();
+    void drain_inbox();
+    void reap_cancelled();
+    void admit();
+    void preempt(Seq* s);
+    void sample(Seq* s, std::span<const float> logits);
+    void flush_text(Seq& s);
+    void finish_seq(Seq* s, FinishReason why, bool keep_cells);
+    void sweep();
+    void publish_stats(int step_tokens);
     void engine_loop();
 
     const Model& model_;
     Context ctx_;
     SchedulerParams params_;
     const Tokenizer* tok_;
-    std::unique_ptr<Impl> impl_;  // sequences, queue, prefix index (engine thread)
+    std::unique_ptr<Impl> impl_;  // sequences, queue, KV slots and prefix index (engine thread)
 
-    mutable std::mutex mu_;        // guards inbox_, cancels_, stats_, stop_
+    mutable std::mutex mu_;        // guards what follows
     std::condition_variable cv_;
     std::deque<std::unique_ptr<Req>> inbox_;  // submitted, not yet seen by the engine
     std::vector<uint64_t> cancels_;
+    std::unordered_set<uint64_t> live_;       // submitted and not finished
     SchedulerStats stats_;
     int n_queued_ = 0;             // requests submitted and not yet admitted
     uint64_t next_id_ = 1;
