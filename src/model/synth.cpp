@@ -22,6 +22,13 @@ const std::vector<SynthShape>& synth_shapes() {
         {"phi3-mini", "phi3", "Phi-3-mini 3.8B (4k)", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000, 1e-5f, false, 0, 2047, 0, 0},
         {"tiny", "llama", "tiny Llama for tests", 64, 2, 4, 2, 16, 128, 512, 4096, 500000, 1e-5f, false, 0, 0, 0, 0},
         {"gemma2-27b", "gemma2", "Gemma 2 27B", 4608, 46, 32, 16, 128, 36864, 256000, 8192, 10000, 1e-6f, true, 0, 4096, 50, 30},
+        // Tiny shapes for the tests' reference forward pass: every feature of each
+        // architecture at a size where a double-precision oracle is instant (GQA,
+        // head_dim != d / n_head, rope factors, tied heads, windows shorter than a
+        // prompt, soft-caps small enough to bite).
+        {"tiny-llama3", "llama", "tiny Llama 3.1 for tests", 64, 2, 4, 1, 16, 96, 512, 131072, 500000, 1e-5f, true, 8, 0, 0, 0},
+        {"tiny-phi3", "phi3", "tiny Phi-3 for tests", 64, 2, 4, 2, 16, 96, 512, 4096, 10000, 1e-5f, false, 0, 0, 0, 0},
+        {"tiny-gemma2", "gemma2", "tiny Gemma 2 for tests", 64, 3, 4, 2, 32, 96, 512, 8192, 10000, 1e-6f, true, 0, 8, 3, 10},
     };
     return shapes;
 }
@@ -252,6 +259,9 @@ uint64_t synth_write(const std::string& shape_name, const std::string& path, con
         throw std::invalid_argument("synth: --type must be one of q4_0, q8_0, q4_k, q5_k, q6_k, f16, bf16, f32");
     const int n_layer = opts.n_layer > 0 ? opts.n_layer : s.n_layer;
     const std::string a = s.arch;
+    const int window = opts.sliding_window >= 0 ? opts.sliding_window : s.sliding_window;
+    const float rope_scale = opts.rope_scale_factor >= 0 ? opts.rope_scale_factor : s.rope_scale_factor;
+    const bool longrope = opts.longrope && a == "phi3";
     gguf::Writer w;
     w.set("general.architecture", gguf::Value::string(a));
     w.set("general.name", gguf::Value::string("synthetic " + s.name + " (" + s.description + ", random weights)"));
@@ -261,7 +271,8 @@ uint64_t synth_write(const std::string& shape_name, const std::string& path, con
                          : wt == GgmlType::BF16 ? 32 : 0;
     w.set("general.file_type", gguf::Value::u32(ftype));
     w.set("general.quantization_version", gguf::Value::u32(2));
-    w.set(a + ".context_length", gguf::Value::u32(s.n_ctx));
+    w.set(a + ".context_length", gguf::Value::u32(longrope ? 32 * s.n_ctx : s.n_ctx));
+    if (longrope) w.set(a + ".rope.scaling.original_context_length", gguf::Value::u32(s.n_ctx));
     w.set(a + ".embedding_length", gguf::Value::u32(s.n_embd));
     w.set(a + ".block_count", gguf::Value::u32(n_layer));
     w.set(a + ".feed_forward_length", gguf::Value::u32(s.n_ff));
@@ -275,7 +286,7 @@ uint64_t synth_write(const std::string& shape_name, const std::string& path, con
         w.set(a + ".attention.value_length", gguf::Value::u32(s.head_dim));
     }
     if (a == "llama") w.set(a + ".vocab_size", gguf::Value::u32(s.n_vocab));
-    if (s.sliding_window) w.set(a + ".attention.sliding_window", gguf::Value::u32(s.sliding_window));
+    if (window) w.set(a + ".attention.sliding_window", gguf::Value::u32(window));
     if (s.attn_softcap > 0) w.set(a + ".attn_logit_softcapping", gguf::Value::f32(s.attn_softcap));
     if (s.final_softcap > 0) w.set(a + ".final_logit_softcapping", gguf::Value::f32(s.final_softcap));
     add_vocab(w, s);
@@ -302,16 +313,38 @@ uint64_t synth_write(const std::string& shape_name, const std::string& path, con
         });
     };
     auto ones = [&](const std::string& name, int64_t n, float value) {
-        w.add_tensor(name, GgmlType::F32, {n}, [n, value](std::span<uint8_t> dst) {
-            for (int64_t i = 0; i < n; ++i) std::memcpy(dst.data() + 4 * i, &value, 4);
+        const uint64_t seed = opts.random_norms ? hash_str(name, opts.seed) : 0;
+        w.add_tensor(name, GgmlType::F32, {n}, [n, value, seed](std::span<uint8_t> dst) {
+            Rng r{seed};
+            for (int64_t i = 0; i < n; ++i) {
+                const float v = seed ? value + 0.25f * r.normal() : value;
+                std::memcpy(dst.data() + 4 * i, &v, 4);
+            }
+        });
+    };
+    // A small F32 vector, copied into the writer's fill (add_tensor(..., data) only
+    // keeps the pointer until write()).
+    auto f32_vector = [&](const std::string& name, std::vector<float> v) {
+        const int64_t n = static_cast<int64_t>(v.size());
+        w.add_tensor(name, GgmlType::F32, {n}, [v = std::move(v)](std::span<uint8_t> dst) {
+            std::memcpy(dst.data(), v.data(), dst.size());
         });
     };
     auto wstd = [](int64_t n_in) { return 1.0f / std::sqrt(static_cast<float>(n_in)); };
 
     mat("token_embd.weight", s.tied ? head_t : wt, d, s.n_vocab, 1.0f);
-    if (s.rope_scale_factor > 0) {
-        auto f = llama3_rope_factors(s.head_dim, s.rope_theta, s.rope_scale_factor);
-        w.add_tensor("rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(f.size())}, f.data());
+    if (rope_scale > 0 && a == "llama") {
+        f32_vector("rope_freqs.weight", llama3_rope_factors(s.head_dim, s.rope_theta, rope_scale));
+    }
+    if (longrope) {  // short factors near 1, long ones growing to 16 with the wavelength
+        std::vector<float> fs, fl;
+        for (int i = 0; i < s.head_dim / 2; ++i) {
+            const float u = float(i) / float(s.head_dim / 2);
+            fs.push_back(1.0f + 0.5f * u);
+            fl.push_back(1.0f + 15.0f * u * u);
+        }
+        f32_vector("rope_factors_short.weight", std::move(fs));
+        f32_vector("rope_factors_long.weight", std::move(fl));
     }
     for (int l = 0; l < n_layer; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";

@@ -30,6 +30,11 @@ struct SynthOptions {
     int n_layer = 0;                 // 0 = the shape's own
     int n_threads = 0;               // 0 = all cores
     std::function<void(uint64_t done, uint64_t total)> progress;
+    // Test knobs (defaults keep the shape as it is):
+    bool random_norms = false;       // norm weights ~ 1 + 0.25 N(0,1) instead of all ones
+    bool longrope = false;           // phi3: rope_factors_long/short, context_length 32x the shape's
+    int sliding_window = -1;         // -1 = the shape's; 0 = none
+    float rope_scale_factor = -1;    // llama: Llama 3.1 rope factors (-1 = the shape's, 0 = none)
 };
 
 // Writes the model; returns the bytes of tensor data written.

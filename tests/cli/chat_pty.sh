@@ -3,7 +3,11 @@
 # Usage: chat_pty.sh LOOM_BINARY
 set -euo pipefail
 loom="$1"
-command -v tmux >/dev/null || { echo "SKIP: tmux not installed"; exit 77; }
+# Without tmux: skipped (77), but a failure in CI (CI set), where nothing may pass unchecked.
+if ! command -v tmux >/dev/null; then
+    case "${CI:-}" in ""|0|false) echo "SKIP: tmux not installed"; exit 77 ;; esac
+    echo "FAIL: tmux not installed (CI is set: not skipped; scripts/setup installs it)"; exit 1
+fi
 dir="$(mktemp -d)"
 sess="loomchat$$"
 trap 'tmux kill-session -t "$sess" 2>/dev/null || true; rm -rf "$dir"' EXIT

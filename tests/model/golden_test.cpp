@@ -96,7 +96,7 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
     const std::string arch = file->get_string("general.architecture");
     bool known = false;
     for (const auto& a : architectures()) known |= arch == a.name;
-    if (!known) GTEST_SKIP() << "architecture '" << arch << "' not implemented yet";
+    if (!known) LOOM_SKIP_OR_FAIL_IN_CI("architecture '" << arch << "' not implemented yet");
     file.reset();
 
     // Float weights (F16/BF16) use the same code on every ISA: test them once.

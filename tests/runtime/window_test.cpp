@@ -91,8 +91,7 @@ fs::path gemma2_tiny() { return test::shared_dir() / "models/gemma2-tiny.f16.ggu
 
 #define REQUIRE_GEMMA2()                                                                            \
     do {                                                                                            \
-        LOOM_REQUIRE_SHARED();                                                                      \
-        if (!fs::exists(gemma2_tiny())) GTEST_SKIP() << "needs test data: " << gemma2_tiny() << " not found"; \
+        LOOM_REQUIRE_SHARED_FILE("models/gemma2-tiny.f16.gguf");                                   \
     } while (0)
 
 std::vector<int32_t> make_tokens(int n, int n_vocab, uint32_t seed) {

@@ -12,6 +12,12 @@
 #include <string>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -55,13 +61,61 @@ TEST(ThreadPool, SleepingWorkersWakeForNewJobs) {
     }
 }
 
+// This process's threads (Linux: /proc/self/task) and their scheduler states.
+std::map<int, char> thread_states() {
+    std::map<int, char> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream f(e.path() / "stat");
+        std::string line;
+        std::getline(f, line);
+        const size_t paren = line.rfind(')');  // "tid (comm) S ..."
+        if (paren == std::string::npos || paren + 2 >= line.size()) continue;
+        out[std::stoi(e.path().filename().string())] = line[paren + 2];
+    }
+    return out;
+}
+
 TEST(ThreadPool, DestroysWhileWorkersSleep) {
-    for (int i = 0; i < 3; ++i) {
-        ThreadPool pool(4);
-        pool.run([](int, int) {});
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }  // a hang here fails the test by timeout
-    SUCCEED();
+    using namespace std::chrono_literals;
+    const std::map<int, char> before = thread_states();
+    for (int round = 0; round < 3; ++round) {
+        auto pool = std::make_unique<ThreadPool>(4);
+        std::atomic<int> ran{0};
+        pool->run([&](int, int) { ran.fetch_add(1); });
+        ASSERT_EQ(ran.load(), 4);
+        // The 3 workers are new threads of the process; wait (bounded) until all of
+        // them sleep in the kernel (futex), past their spinning phase.
+        std::vector<int> workers;
+        bool asleep = false;
+        for (auto t0 = std::chrono::steady_clock::now(); !asleep && std::chrono::steady_clock::now() - t0 < 10s;) {
+            std::this_thread::sleep_for(5ms);
+            workers.clear();
+            asleep = true;
+            for (const auto& [tid, state] : thread_states())
+                if (!before.count(tid)) {
+                    workers.push_back(tid);
+                    asleep = asleep && state == 'S';
+                }
+        }
+        ASSERT_EQ(workers.size(), 3u) << "round " << round;
+        ASSERT_TRUE(asleep) << "round " << round << ": workers never went to sleep";
+        // Destroy it on another thread, so that a hang fails the test instead of stalling it.
+        std::promise<void> done;
+        auto finished = done.get_future();
+        std::thread killer([&done, p = pool.release()] {
+            delete p;
+            done.set_value();
+        });
+        if (finished.wait_for(30s) != std::future_status::ready) {
+            killer.detach();
+            FAIL() << "round " << round << ": ~ThreadPool did not return within 30 s with sleeping workers";
+        }
+        killer.join();
+        // Every worker was joined: the process has exactly the threads it had before.
+        std::map<int, char> after = thread_states();
+        for (int tid : workers) EXPECT_EQ(after.count(tid), 0u) << "round " << round << ": worker " << tid << " still alive";
+        EXPECT_EQ(after.size(), before.size()) << "round " << round;
+    }
 }
 
 // parallel_for's split at Graviton-class thread counts: contiguous, covering, and
