@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
-#include "runtime/kv_cache.h"
+#include "kv/kv_cache.h"
 #include "util/cpumask.h"
 #include "util/threadpool.h"
 
