@@ -169,6 +169,8 @@ TEST(ThreadPool, LargePoolsOversubscribedRunEveryJobOnce) {
         }
     }
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+}
+
 void start_too_many_threads() {
     // Room for the present mappings plus a few thread stacks (8 MiB each).
     long pages = 0;
