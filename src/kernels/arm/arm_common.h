@@ -14,6 +14,26 @@
 
 #include "kernels/kernels.h"
 
+// Region markers for scripts/mca (llvm-mca on the hot loops): an assembly comment at
+// the top and bottom of a loop body, with a tag (the instruction family, e.g. smmla;
+// _SUB appends a number, e.g. sdot-s4) and the work of one iteration: `tokens`
+// activation rows x `rows` weight rows x `elems` elements per row, reading `wbytes`
+// weight bytes per row (rows -N: N SVE sub-groups of VL / 64 rows). Compiled in only
+// with -DLOOM_MCA (scripts/mca), so the engine's code is unaffected.
+#ifdef LOOM_MCA
+#define LOOM_MCA_BEGIN_SUB(tag, sub, tokens, rows, elems, wbytes)                                           \
+    asm volatile("// LOOM-MCA-BEGIN " tag "%c4 tokens=%c0 rows=%c1 elems=%c2 wbytes=%c3" ::"i"(tokens), \
+                 "i"(rows), "i"(elems), "i"(wbytes), "i"(sub))
+#define LOOM_MCA_BEGIN(tag, tokens, rows, elems, wbytes)                                                \
+    asm volatile("// LOOM-MCA-BEGIN " tag " tokens=%c0 rows=%c1 elems=%c2 wbytes=%c3" ::"i"(tokens), \
+                 "i"(rows), "i"(elems), "i"(wbytes))
+#define LOOM_MCA_END() asm volatile("// LOOM-MCA-END")
+#else
+#define LOOM_MCA_BEGIN_SUB(tag, sub, tokens, rows, elems, wbytes) ((void)0)
+#define LOOM_MCA_BEGIN(tag, tokens, rows, elems, wbytes) ((void)0)
+#define LOOM_MCA_END() ((void)0)
+#endif
+
 namespace loom::kernels::arm {
 
 // Row-interleaved layout "<type>x<R>x<B>": rows in groups of R (the last group padded

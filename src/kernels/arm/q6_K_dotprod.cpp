@@ -35,6 +35,7 @@ void row_tile(const uint8_t* wrow, const uint8_t* const* act, int64_t nb, float*
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m30 = vdupq_n_u8(0x30);
     const int8x16_t m32 = vdupq_n_s8(32);
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("sdot", NT, 1, 256, kWBlock);
         const uint8_t* blk = wrow + b * kWBlock;
         __fp16 dh;
         std::memcpy(&dh, blk + 208, 2);
@@ -78,6 +79,7 @@ void row_tile(const uint8_t* wrow, const uint8_t* const* act, int64_t nb, float*
             std::memcpy(&da, act[t] + b * kABlock, 4);
             acc[t] = std::fmaf(static_cast<float>(vaddvq_s32(isum[t])), dw * da, acc[t]);
         }
+        LOOM_MCA_END();
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }

@@ -37,6 +37,7 @@ void tile(const uint8_t* wg, const uint8_t* const* act, int64_t nb, float32x4_t*
     float32x4_t acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("sdot", NT, kRows, 32, kWBlock / kRows);
         const uint8_t* blk = wg + b * kWBlock;
         const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(blk)));
         int8x16_t W[8];
@@ -68,6 +69,7 @@ void tile(const uint8_t* wg, const uint8_t* const* act, int64_t nb, float32x4_t*
             if constexpr (kQ4) s = vshrq_n_s32(s, 4);
             acc[t] = vfmaq_f32(acc[t], vcvtq_f32_s32(s), vmulq_n_f32(dw, da));
         }
+        LOOM_MCA_END();
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }

@@ -6,13 +6,20 @@
 // taken in pairs of rows and zipped into 2x8 tiles, so one SMMLA adds a 2x2 int32
 // tile [t0 r0, t0 r1, t1 r0, t1 r1]. An odd last activation row is paired with
 // itself (its duplicate's results are dropped), so GEMM rows equal GEMV exactly.
-// Per block: acc = vfmaq_f32(acc, vcvtq_f32_s32(isum), dw * da) -- the contract.
+// Per block: acc = vfmaq_f32(acc, (float)isum, dw * da) -- the contract. The SMMLAs
+// accumulate onto the bit pattern of the float 1.5 * 2^23 (kBias): read as a float,
+// 0x4B400000 + s is exactly 12582912 + s while |s| < 2^22 (here |s| <= 32 * 128 * 127),
+// so one exact subtraction gives (float)s, no int-to-float conversion. Q4_0 nibbles
+// are 16 x the codes; the activation scale takes the 1/16 instead of a shift, exactly
+// (a power of two; d_w * d_a is far above the float subnormals).
+// T = 1 (Q4_0): NEON SDOT on the same layout (q4_0_gemv_sdot.h).
 #include <arm_neon.h>
 
 #include <cstring>
 
 #include "kernels/arm/arm_common.h"
 #include "kernels/arm/arm_kernels.h"
+#include "kernels/arm/q4_0_gemv_sdot.h"
 #include "quant/formats.h"
 
 namespace loom::kernels::arm {
@@ -22,6 +29,8 @@ using quant::BlockQ8_0;
 
 constexpr int kRows = 4;
 constexpr size_t kActBlock = sizeof(BlockQ8_0);
+constexpr int32_t kBias = 0x4B400000;
+constexpr float kBiasF = 12582912.0f;
 
 inline float fp16_at(const uint8_t* p) {
     __fp16 h;
@@ -50,7 +59,11 @@ void tile(const uint8_t* wg, const uint8_t* const* act, int64_t nb, float32x4_t*
     constexpr size_t kWBlock = 8 + (kQ4 ? 64 : 128);
     float32x4_t acc[2 * NP];
     for (int t = 0; t < 2 * NP; ++t) acc[t] = vdupq_n_f32(0.0f);
+    const int32x4_t bias = vdupq_n_s32(kBias);
+    const float32x4_t bias_f = vdupq_n_f32(kBiasF);
+    constexpr float kDaScale = kQ4 ? 0.0625f : 1.0f;
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("smmla", 2 * NP, kRows, 32, kWBlock / kRows);
         const uint8_t* blk = wg + b * kWBlock;
         const int8_t* q = reinterpret_cast<const int8_t*>(blk + 8);
         const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(blk)));
@@ -68,22 +81,24 @@ void tile(const uint8_t* wg, const uint8_t* const* act, int64_t nb, float32x4_t*
         for (int p = 0; p < NP; ++p) {
             const uint8_t* x = act[2 * p] + b * kActBlock;
             const uint8_t* z = act[2 * p + 1] + b * kActBlock;
-            const float da0 = fp16_at(x), da1 = fp16_at(z);
+            const float da0 = fp16_at(x) * kDaScale, da1 = fp16_at(z) * kDaScale;
             const int8x16_t x0 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 2));
             const int8x16_t x1 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 18));
             const int8x16_t z0 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 2));
             const int8x16_t z1 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 18));
             const int8x16_t A[4] = {zip1_64(x0, z0), zip2_64(x0, z0), zip1_64(x1, z1), zip2_64(x1, z1)};
-            int32x4_t s01 = vdupq_n_s32(0), s23 = vdupq_n_s32(0);
+            int32x4_t s01 = bias, s23 = bias;
             for (int k = 0; k < 4; ++k) {
                 s01 = vmmlaq_s32(s01, A[k], W01[k]);  // [t0 r0, t0 r1, t1 r0, t1 r1]
                 s23 = vmmlaq_s32(s23, A[k], W23[k]);  // [t0 r2, t0 r3, t1 r2, t1 r3]
             }
-            int32x4_t i0 = zip1_64(s01, s23), i1 = zip2_64(s01, s23);  // t0 / t1: rows 0..3
-            if constexpr (kQ4) i0 = vshrq_n_s32(i0, 4), i1 = vshrq_n_s32(i1, 4);
-            acc[2 * p] = vfmaq_f32(acc[2 * p], vcvtq_f32_s32(i0), vmulq_n_f32(dw, da0));
-            acc[2 * p + 1] = vfmaq_f32(acc[2 * p + 1], vcvtq_f32_s32(i1), vmulq_n_f32(dw, da1));
+            const int32x4_t i0 = zip1_64(s01, s23), i1 = zip2_64(s01, s23);  // t0 / t1: rows 0..3
+            const float32x4_t f0 = vsubq_f32(vreinterpretq_f32_s32(i0), bias_f);
+            const float32x4_t f1 = vsubq_f32(vreinterpretq_f32_s32(i1), bias_f);
+            acc[2 * p] = vfmaq_f32(acc[2 * p], f0, vmulq_n_f32(dw, da0));
+            acc[2 * p + 1] = vfmaq_f32(acc[2 * p + 1], f1, vmulq_n_f32(dw, da1));
         }
+        LOOM_MCA_END();
     }
     for (int t = 0; t < 2 * NP; ++t) out[t] = acc[t];
 }
@@ -93,6 +108,22 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
             int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / 32;
     const size_t group_bytes = (8 + (kQ4 ? 64 : 128)) * static_cast<size_t>(nb);
+    if (kQ4 && T == 1) {  // one token: SDOT on the same layout, two groups (8 rows) at once
+        for (int64_t og = o0; og < o1; og += 2 * kRows) {
+            const uint8_t* wg = w + (og / kRows) * group_bytes;
+            const uint8_t* subs[2] = {wg, wg + group_bytes};
+            float32x4_t r[2];
+            const bool two = og + kRows < o1;
+            if (two) gemv_q4_0x8_sdot<4, 2>(subs, act, nb, r);
+            else gemv_q4_0x8_sdot<4, 1>(subs, act, nb, r);
+            float tmp[8];
+            vst1q_f32(tmp, r[0]);
+            if (two) vst1q_f32(tmp + 4, r[1]);
+            const int64_t rows = o1 - og < 2 * kRows ? o1 - og : 2 * kRows;
+            for (int64_t i = 0; i < rows; ++i) y[og + i] = tmp[i];
+        }
+        return;
+    }
     for (int64_t t0 = 0; t0 < T; t0 += 4) {
         const int nt = T - t0 < 4 ? static_cast<int>(T - t0) : 4;
         const uint8_t* ap[4];
