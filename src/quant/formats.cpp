@@ -23,33 +23,7 @@ int nearest_int(float x) {
 }
 
 // ------------------------------------------------------------------ Q4_0
-void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
-    const int64_t nb = n / QK4_0;
-    for (int64_t i = 0; i < nb; ++i, x += QK4_0) {
-        // Signed value of largest magnitude (first one on ties) maps to -8.
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK4_0; ++j) {
-            if (amax < std::fabs(x[j])) {
-                amax = std::fabs(x[j]);
-                max = x[j];
-            }
-        }
-        const float d = max / -8;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[i].d = f32_to_fp16(d);
-        for (int j = 0; j < QK4_0 / 2; ++j) {
-            const float x0 = x[j] * id;
-            const float x1 = x[j + QK4_0 / 2] * id;
-            // Truncation after +8.5 (values are >= 0.5 here), as the reference.
-            int q0 = static_cast<int8_t>(x0 + 8.5f);
-            int q1 = static_cast<int8_t>(x1 + 8.5f);
-            if (q0 > 15) q0 = 15;
-            if (q1 > 15) q1 = 15;
-            y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-        }
-    }
-}
-
+// quantize_row_q4_0: quantize_rows.cpp (built without FMA contraction).
 void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
     const int64_t nb = n / QK4_0;
     for (int64_t i = 0; i < nb; ++i, y += QK4_0) {
