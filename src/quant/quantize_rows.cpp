@@ -49,7 +49,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* w, uint8_t*
     for (int i = 0; i < n; ++i) {
         L[i] = static_cast<uint8_t>(clampi(round_int(iscale * (x[i] - min)), 0, nmax));
         const float diff = scale * L[i] + min - x[i];
-        best_error += w[i] * diff * diff;
+        best_error += w[i] * (diff * diff);  // the reference squares first
     }
     for (int is = 0; is <= nstep; ++is) {
         iscale = (rmin + rdelta * is + nmax) / (max - min);
@@ -72,7 +72,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* w, uint8_t*
             float cur_error = 0;
             for (int i = 0; i < n; ++i) {
                 const float diff = this_scale * Laux[i] + this_min - x[i];
-                cur_error += w[i] * diff * diff;
+                cur_error += w[i] * (diff * diff);
             }
             if (cur_error < best_error) {
                 for (int i = 0; i < n; ++i) L[i] = Laux[i];
