@@ -86,7 +86,8 @@ T mix_type(T t, const TensorShape& ts, Cat cat, uint32_t ft, const MixModel& m, 
     if (cat == Cat::AttnV) {
         if ((ft == kQ4_K_M || ft == kQ5_K_M) && use_more_bits(c.i_attn_v, c.n_attn_v)) t = T::Q6_K;
         else if (ft == kQ4_K_S && c.i_attn_v < 4) t = T::Q5_K;
-        if (m.arch == "llama" && m.n_layer == 80 && t == T::Q4_K) t = T::Q5_K;  // 70B: 8 heads share attn_v
+        // Llama 70B (80 layers with grouped KV heads): attn_v is small, give it Q5_K.
+        if (m.arch == "llama" && m.n_layer == 80 && m.gqa && t == T::Q4_K) t = T::Q5_K;
         if (m.n_expert == 8) t = T::Q8_0;
         ++c.i_attn_v;
         return t;

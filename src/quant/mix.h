@@ -30,6 +30,7 @@ struct MixModel {
     std::string arch;   // general.architecture
     int n_layer = 0;    // {arch}.block_count (0: counted from tensor names)
     int n_expert = 0;   // {arch}.expert_count
+    bool gqa = false;   // fewer KV heads than query heads ({arch}.attention.head_count[_kv])
 };
 
 struct TensorShape {

@@ -121,6 +121,10 @@ QuantizeSummary quantize_model(const QuantizeOptions& o) {
     model.arch = f->get_string("general.architecture", "");
     model.n_layer = static_cast<int>(f->get_int(model.arch + ".block_count", 0));
     model.n_expert = static_cast<int>(f->get_int(model.arch + ".expert_count", 0));
+    if (const gguf::Value* h = f->find(model.arch + ".attention.head_count"); h && h->is_int()) {
+        const gguf::Value* kv = f->find(model.arch + ".attention.head_count_kv");
+        model.gqa = kv && kv->is_int() && kv->as_int() < h->as_int();
+    }
     std::vector<TensorPlan> plans;
     try {
         plans = plan_types(shapes, *target, o.pure, model);

@@ -87,6 +87,26 @@ TEST(QuantMix, Q4_K_MGivesMoreBitsToTheUsualLayers) {
     EXPECT_EQ(p.at("output_norm.weight").type, GgmlType::F32);
 }
 
+// 80-layer Llama with grouped KV heads (70B): attn_v never below Q5_K.
+TEST(QuantMix, Llama70BAttnVGetsQ5_K) {
+    const auto t = llama_like(80, 256, 512);
+    MixModel m{"llama", 80, 0, true};
+    const auto plans = plan_types(t, *find_target("Q4_K_M"), false, m);
+    for (size_t i = 0; i < t.size(); ++i) {
+        if (t[i].name.find("attn_v") == std::string::npos) continue;
+        EXPECT_TRUE(plans[i].type == GgmlType::Q5_K || plans[i].type == GgmlType::Q6_K) << t[i].name;
+    }
+    m.gqa = false;  // 65B: no grouped heads, no bump
+    const auto no_gqa = plan_types(t, *find_target("Q4_K_M"), false, m);
+    int found = 0;
+    for (size_t i = 0; i < t.size(); ++i) {
+        if (t[i].name != layer(13, "attn_v")) continue;
+        EXPECT_EQ(no_gqa[i].type, GgmlType::Q4_K);
+        ++found;
+    }
+    EXPECT_EQ(found, 1);
+}
+
 TEST(QuantMix, Q4_K_SAndQ5_K_MAndQ6_K) {
     const auto t = llama_like(16, 256, 512);
     const auto s = plan(t, "Q4_K_S", false, 16);
