@@ -119,14 +119,14 @@ TEST(Kernels, EveryVariantEqualsScalarReferenceBitExact) {
 // Large enough to reach every loop of the SIMD kernels: GEMM sweeps of a few blocks
 // at a time (rows > one register tile), and several passes over the weights when the
 // activation panel of all rows would not fit in L2 (x86: ~384 KiB of panel per pass,
-// here 200 blocks x 40 bytes x 100 rows = 800 KB). Rows 1, 9 and 100 only (it is slow
-// for the scalar reference).
+// here 200 blocks x 40 bytes x 100 rows = 800 KB; K-quants 26 blocks x 276 or 324 bytes
+// x 100 rows = 0.7-0.8 MB). Rows 1, 9 and 100 only (it is slow for the scalar reference).
 TEST(Kernels, LargeShapesTakeEveryPathAndStayBitExact) {
     int checked = 0;
     for (auto* k : all_kernels()) {
         if ((k->features & cpu_features()) != k->features || std::string(k->isa) == "scalar") continue;
         const MatmulKernel* ref = reference_for(k->wtype);
-        const int64_t n_in = k->wtype == GgmlType::Q6_K ? 256 * 26 : 32 * 200, n_out = 37;
+        const int64_t n_in = traits(k->wtype).block_elems == 256 ? 256 * 26 : 32 * 200, n_out = 37;
         const auto W = random_floats(static_cast<size_t>(n_in * n_out), 3, 0.05f);
         std::vector<uint8_t> plain(row_bytes(k->wtype, n_in) * n_out);
         for (int64_t o = 0; o < n_out; ++o)
