@@ -82,6 +82,10 @@ public:
     // Next token of the i-th output of the last decode (greedy); not timed.
     virtual int32_t pick(int i) = 0;
     virtual void clear() = 0;
+    // dst (empty) shares src's cached positions <= upto_pos (KV cells forked, not
+    // copied). Decoders that cannot return false from can_fork().
+    virtual bool can_fork() const { return false; }
+    virtual void fork(int32_t /*src*/, int32_t /*dst*/, int32_t /*upto_pos*/) {}
 };
 
 struct DecoderSpec {
@@ -150,9 +154,10 @@ struct Progress {
 using ProgressFn = std::function<void(const Progress&)>;
 
 // Runs one point on `dec` (whose context holds >= B*(p+n) cells, B sequences).
-// With shared_prompt, user 0's prompt is encoded once (timed: pp and TTFT of
-// every user); the other users get the same tokens encoded outside the timing
-// so that generation attends over the same context (loom has no KV copy yet).
+// With shared_prompt, user 0's prompt is encoded once (timed: pp); the other
+// users fork its cells (Decoder::fork, timed: their TTFT is user 0's plus the
+// forks up to theirs) and start from its first token. A decoder that cannot fork
+// gets the same tokens encoded for them outside the timing.
 PointResult run_point(Decoder& dec, const Point& pt, const SweepParams& p, const Clock& clock,
                       const ProgressFn& progress = {}, size_t point_index = 0, size_t n_points = 1);
 

@@ -66,6 +66,8 @@ public:
     void decode(std::span<const BatchToken> batch) override { ctx_.decode(batch); }
     int32_t pick(int i) override { return argmax(ctx_.logits(i)); }
     void clear() override { ctx_.clear(); }
+    bool can_fork() const override { return true; }
+    void fork(int32_t src, int32_t dst, int32_t upto_pos) override { ctx_.fork(src, dst, upto_pos); }
 
 private:
     static ContextParams params(const DecoderSpec& s) {
@@ -228,7 +230,17 @@ void run_rep(Decoder& dec, const Point& pt, const SweepParams& p, const Clock& c
         return elapsed;
     };
     double pp_s = 0;
-    if (p.shared_prompt) {
+    if (p.shared_prompt && dec.can_fork()) {
+        pp_s = encode(0, 1, true);
+        double t = pp_s;
+        for (int u = 1; u < B; ++u) {  // the prompt's cells, shared
+            const double t0 = clock();
+            dec.fork(0, u, P - 1);
+            t += clock() - t0;
+            ttft[u] = t;
+            first[u] = first[0];
+        }
+    } else if (p.shared_prompt) {
         pp_s = encode(0, 1, true);
         std::fill(ttft.begin(), ttft.end(), pp_s);
         if (B > 1) {

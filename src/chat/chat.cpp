@@ -128,8 +128,15 @@ std::string render_chat(ChatTemplate t, std::span<const ChatMessage> msgs, bool 
     return out;
 }
 
-ChatSession::ChatSession(Context& ctx, const Tokenizer& tok, ChatTemplate tmpl, SamplerParams sp, int32_t seq)
-    : ctx_(ctx), tok_(tok), tmpl_(tmpl), sampler_(sp), seq_(seq) {}
+ChatSession::ChatSession(Context& ctx, const Tokenizer& tok, ChatTemplate tmpl, SamplerParams sp, int32_t)
+    : tok_(tok), tmpl_(tmpl), sp_(sp), n_ctx_(ctx.n_ctx()) {
+    SchedulerParams p;
+    p.n_parallel = 1;
+    p.batch_tokens = ctx.params().n_batch;
+    sched_ = std::make_unique<Scheduler>(ctx, p, &tok);
+}
+
+ChatSession::~ChatSession() = default;
 
 void ChatSession::set_system(std::string system) {
     system_ = std::move(system);
@@ -137,74 +144,72 @@ void ChatSession::set_system(std::string system) {
 }
 
 void ChatSession::reset() {
-    ctx_.remove_seq(seq_);
+    sched_->clear_prefix_cache();
     messages_.clear();
     if (!system_.empty()) messages_.push_back({"system", system_});
+    tokens_.clear();
     rendered_ = 0;
-    sampler_.reset();
 }
-
-int ChatSession::n_cached() const { return ctx_.seq_pos_max(seq_) + 1; }
 
 std::string ChatSession::reply(const std::string& user, int max_tokens,
                                const std::function<void(const std::string&)>& on_text) {
     messages_.push_back({"user", user});
     const std::string full = render_chat(tmpl_, messages_, /*add_generation_prompt=*/true);
-    // Only the part of the conversation the cache does not hold yet.
-    const std::string delta = full.substr(rendered_);
-    const bool first = rendered_ == 0;
-    auto ids = tok_.tokenize(delta, /*add_special=*/first, /*parse_special=*/true);
+    // Only the part of the conversation not tokenized yet.
+    const auto ids = tok_.tokenize(full.substr(rendered_), /*add_special=*/rendered_ == 0, /*parse_special=*/true);
     last_prompt_tokens_ = static_cast<int>(ids.size());
-    int32_t pos = ctx_.seq_pos_max(seq_) + 1;
-    std::vector<BatchToken> batch;
-    for (size_t i = 0; i < ids.size(); ++i) batch.push_back({ids[i], pos++, seq_, i + 1 == ids.size()});
-    try {
-        ctx_.decode(batch);
-    } catch (...) {
+    Request r;
+    r.prompt = tokens_;
+    r.prompt.insert(r.prompt.end(), ids.begin(), ids.end());
+    const int room = n_ctx_ - static_cast<int>(r.prompt.size());
+    if (room <= 0) {
         messages_.pop_back();
-        throw;
+        throw ContextFull("context full: the conversation needs " + std::to_string(r.prompt.size()) +
+                          " tokens and the context holds " + std::to_string(n_ctx_));
     }
-    for (int32_t id : ids) sampler_.accept(id);
-
-    StreamDecoder stream(tok_);
-    std::string text;
-    int32_t last = -1;
-    auto logits = ctx_.logits(0);
-    for (int i = 0; i < max_tokens; ++i) {
-        const int32_t next = sampler_.sample(logits);
-        BatchToken b{next, pos++, seq_, true};
-        ctx_.decode({&b, 1});
-        last = next;
-        if (tok_.is_eog(next)) break;  // never shown
-        const std::string piece = stream.push(next);
-        text += piece;
-        if (on_text && !piece.empty()) on_text(piece);
-        logits = ctx_.logits(0);
-    }
-    const std::string tail = stream.flush();
-    text += tail;
-    if (on_text && !tail.empty()) on_text(tail);
-    // Close the assistant turn in the cache exactly as the template renders it
-    // (e.g. "<|end|>\n"), minus the end-of-turn token already decoded.
+    r.max_tokens = std::min(max_tokens, room);
+    r.sampling = sp_;
+    r.sampling.seed = sp_.seed + static_cast<uint64_t>(turns_++);
+    std::exception_ptr failed;
+    size_t streamed = 0;
+    if (on_text)
+        r.on_token = [&](const TokenEvent& e) {
+            if (e.text.empty()) return Control::Continue;
+            try {
+                streamed += e.text.size();
+                on_text(std::string(e.text));
+            } catch (...) {
+                failed = std::current_exception();
+                return Control::Cancel;
+            }
+            return Control::Continue;
+        };
+    const RequestResult res = sched_->generate(std::move(r));
+    if (failed) std::rethrow_exception(failed);
+    if (res.finish == FinishReason::Error) throw std::runtime_error(res.error);
+    const ChoiceResult& c = res.choices[0];
+    if (on_text && c.text.size() > streamed) on_text(c.text.substr(streamed));  // a held-back tail
+    // The conversation goes on from the reply's tokens, closed exactly as the template
+    // renders the assistant turn (e.g. "<|end|>\n"), minus an end-of-turn token the
+    // reply ended with.
+    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+    tokens_.insert(tokens_.end(), c.tokens.begin(), c.tokens.end());
     const ChatMessage probe[] = {{"assistant", "\x01"}};
-    const std::string r = render_chat(tmpl_, probe, false);
-    std::string closing = r.substr(r.find('\x01') + 1);
-    if (last >= 0 && tok_.is_eog(last)) {
-        const std::string eog = tok_.token_to_piece(last, true);
+    const std::string rr = render_chat(tmpl_, probe, false);
+    std::string closing = rr.substr(rr.find('\x01') + 1);
+    if (!c.tokens.empty() && tok_.is_eog(c.tokens.back())) {
+        const std::string eog = tok_.token_to_piece(c.tokens.back(), true);
         if (closing.rfind(eog, 0) == 0) closing = closing.substr(eog.size());
     }
     if (!closing.empty()) {
         const auto ids_close = tok_.tokenize(closing, false, true);
-        std::vector<BatchToken> cb;
-        for (size_t i = 0; i < ids_close.size(); ++i) cb.push_back({ids_close[i], pos++, seq_, false});
-        if (!cb.empty()) {
-            cb.back().logits = true;
-            ctx_.decode(cb);
-        }
+        tokens_.insert(tokens_.end(), ids_close.begin(), ids_close.end());
     }
-    messages_.push_back({"assistant", text});
+    messages_.push_back({"assistant", c.text});
     rendered_ = render_chat(tmpl_, messages_, false).size();
-    return text;
+    if (res.finish == FinishReason::Length && max_tokens > room)
+        throw ContextFull("context full: the reply reached the context size (" + std::to_string(n_ctx_) + " tokens)");
+    return c.text;
 }
 
 }  // namespace loom

@@ -11,6 +11,7 @@
 
 #include "runtime/context.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace loom {
@@ -47,31 +48,39 @@ ChatTemplate detect_chat_template(const gguf::File& f);  // with the file's own 
 // text into the first user turn.
 std::string render_chat(ChatTemplate t, std::span<const ChatMessage> messages, bool add_generation_prompt);
 
-// A conversation with one sequence of a Context.
+// A conversation on a Context, through a Scheduler of one sequence: each turn is a
+// request whose prompt is the whole conversation; the previous turns are found in
+// the scheduler's prefix cache, so only the new part is encoded.
 class ChatSession {
 public:
+    // ctx: used only by this session while it lives. seq: unused (kept for callers).
     ChatSession(Context& ctx, const Tokenizer& tok, ChatTemplate tmpl, SamplerParams sp, int32_t seq = 0);
+    ~ChatSession();
     void set_system(std::string system);
     // Adds the user's message, encodes only what the cache lacks, and generates the
-    // reply (on_text gets text as it comes). Stops at any end-of-generation token,
-    // which is never returned, or after max_tokens. Throws ContextFull when the
-    // conversation no longer fits (use reset()).
+    // reply (on_text gets text as it comes; an exception it throws ends the reply and
+    // comes out of reply()). Stops at any end-of-generation token, which is never
+    // returned, or after max_tokens. Throws ContextFull when the conversation no
+    // longer fits (use reset()).
     std::string reply(const std::string& user, int max_tokens, const std::function<void(const std::string&)>& on_text = {});
     void reset();   // forget the conversation and free its cells
     const std::vector<ChatMessage>& messages() const { return messages_; }
-    int n_cached() const;   // tokens of this conversation in the KV cache
+    int n_cached() const { return static_cast<int>(tokens_.size()); }  // tokens of this conversation
     int last_prompt_tokens() const { return last_prompt_tokens_; }
+    const Scheduler& scheduler() const { return *sched_; }
 
 private:
-    Context& ctx_;
+    std::unique_ptr<Scheduler> sched_;
     const Tokenizer& tok_;
     ChatTemplate tmpl_;
-    Sampler sampler_;
-    int32_t seq_;
+    SamplerParams sp_;
+    int n_ctx_;
     std::string system_;
     std::vector<ChatMessage> messages_;
-    size_t rendered_ = 0;   // characters of the rendered history already in the cache
+    std::vector<int32_t> tokens_;  // the conversation so far, as the next prompt starts
+    size_t rendered_ = 0;   // characters of the rendered history in tokens_
     int last_prompt_tokens_ = 0;
+    int turns_ = 0;
 };
 
 }  // namespace loom

@@ -78,6 +78,18 @@ void PrefixIndex::fork(int32_t src, int32_t dst, int len) {
     index_blocks(dst);
 }
 
+void PrefixIndex::adopt(int32_t slot, const void* owner, int len) {
+    Slot& sl = slots_[slot];
+    ctx_.seq_rm(slot, len);
+    if (sl.tokens.size() > static_cast<size_t>(len)) {
+        unindex(slot);
+        sl.tokens.resize(static_cast<size_t>(len));
+        index_blocks(slot);
+    }
+    sl.owner = owner;
+    sl.last_used = ++clock_;
+}
+
 void PrefixIndex::commit(int32_t slot, std::span<const int32_t> tokens) {
     Slot& sl = slots_[slot];
     sl.tokens.insert(sl.tokens.end(), tokens.begin(), tokens.end());

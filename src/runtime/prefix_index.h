@@ -36,6 +36,9 @@ public:
     int32_t acquire(const void* owner, int32_t keep = -1);
     // dst (just acquired) shares the first len tokens of src.
     void fork(int32_t src, int32_t dst, int len);
+    // A cached slot goes to `owner`, cut to its first len tokens (KvCache::seq_rm).
+    void adopt(int32_t slot, const void* owner, int len);
+    bool is_cached(int32_t slot) const { return slots_[slot].used && !slots_[slot].owner; }
     // Tokens appended to the slot's sequence are now in the cache.
     void commit(int32_t slot, std::span<const int32_t> tokens);
     void to_cached(int32_t slot);  // its owner finished: keep the cells for reuse

@@ -69,16 +69,33 @@ struct Scheduler::Impl {
 };
 
 Scheduler::Scheduler(const Model& model, const ContextParams& cp, const SchedulerParams& sp, const Tokenizer* tok)
-    : model_(model), ctx_(model, cp), params_(sp), tok_(tok), impl_(std::make_unique<Impl>(ctx_)) {
+    : own_ctx_(std::make_unique<Context>(model, cp)), ctx_(*own_ctx_), params_(sp), tok_(tok),
+      impl_(std::make_unique<Impl>(ctx_)) {
+    check_params();
+}
+
+Scheduler::Scheduler(Context& ctx, const SchedulerParams& sp, const Tokenizer* tok)
+    : ctx_(ctx), params_(sp), tok_(tok), impl_(std::make_unique<Impl>(ctx_)) {
+    check_params();
+}
+
+void Scheduler::check_params() {
+    const SchedulerParams& sp = params_;
     if (sp.n_parallel < 1) throw std::invalid_argument("--parallel must be at least 1");
     if (sp.batch_tokens < sp.n_parallel)
         throw std::invalid_argument("--batch-tokens (" + std::to_string(sp.batch_tokens) +
                                     ") must be at least --parallel (" + std::to_string(sp.n_parallel) + ")");
     if (sp.max_waiting < 0) throw std::invalid_argument("the waiting queue limit must be >= 0");
-    if (cp.n_seq_max <= sp.n_parallel)
-        throw std::invalid_argument("the context's sequence ids (" + std::to_string(cp.n_seq_max) +
-                                    ") must exceed --parallel (" + std::to_string(sp.n_parallel) + ")");
+    if (ctx_.params().n_seq_max < sp.n_parallel)
+        throw std::invalid_argument("the context's sequence ids (" + std::to_string(ctx_.params().n_seq_max) +
+                                    ") must be at least --parallel (" + std::to_string(sp.n_parallel) + ")");
     stats_.kv_cells = ctx_.n_ctx();
+}
+
+void Scheduler::clear_prefix_cache() {
+    while (impl_->slots.evict_one()) {
+    }
+    publish_stats(0);
 }
 
 Scheduler::~Scheduler() {
@@ -301,9 +318,17 @@ void Scheduler::admit() {
             }
             if (sibling || best_in_flight >= hit.len + kPrefixBlock / 2) break;
         }
-        const int32_t slot = m.slots.acquire(s, hit.slot);
-        if (slot < 0) break;
-        if (hit.len > 0) m.slots.fork(hit.slot, slot, hit.len);
+        // A cached (finished) source is taken over, cut to the common prefix; a running
+        // one is forked into a slot of our own.
+        int32_t slot;
+        if (hit.len > 0 && m.slots.is_cached(hit.slot)) {
+            slot = hit.slot;
+            m.slots.adopt(slot, s, hit.len);
+        } else {
+            slot = m.slots.acquire(s, hit.slot);
+            if (slot < 0) break;
+            if (hit.len > 0) m.slots.fork(hit.slot, slot, hit.len);
+        }
         // Cells: the rest of the prompt plus a token per running sequence; cached
         // sequences give theirs up first. Nothing running: s fits once they have.
         const int need = static_cast<int>(s->tokens.size()) - hit.len + static_cast<int>(m.running.size());

@@ -149,12 +149,15 @@ public:
     static constexpr int kPrefixBlock = 64;  // tokens per hashed prompt block
 
     // Owns a Context on `model` (its n_seq_max sequence ids are shared by running
-    // and cached sequences and must exceed n_parallel). tok: detokenizes text
+    // and cached sequences and must be at least n_parallel). tok: detokenizes text
     // pieces and stop strings and gives the end-of-generation tokens; may be null
     // (then text is empty, stop strings are refused, stop_at_eog does nothing).
     // Throws std::invalid_argument on bad parameters.
     Scheduler(const Model& model, const ContextParams& cp, const SchedulerParams& sp = {},
               const Tokenizer* tok = nullptr);
+    // On a Context of the caller's (which must outlive the scheduler and be used by
+    // nothing else meanwhile); its sequence ids must be at least n_parallel.
+    Scheduler(Context& ctx, const SchedulerParams& sp = {}, const Tokenizer* tok = nullptr);
     ~Scheduler();  // stops the engine thread; unfinished requests end Cancelled
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
@@ -180,6 +183,8 @@ public:
     RequestResult generate(Request r);
 
     SchedulerStats stats() const;  // any thread
+    // Lets go of every cached (finished) sequence's cells. Not while the engine thread runs.
+    void clear_prefix_cache();
     const Context& context() const { return ctx_; }  // engine thread / between steps only
     const SchedulerParams& params() const { return params_; }
 
@@ -197,10 +202,11 @@ private:
     void finish_seq(Seq* s, FinishReason why, bool keep_cells);
     void sweep();
     void publish_stats(int step_tokens);
+    void check_params();
     void engine_loop();
 
-    const Model& model_;
-    Context ctx_;
+    std::unique_ptr<Context> own_ctx_;  // when the scheduler made its Context
+    Context& ctx_;
     SchedulerParams params_;
     const Tokenizer* tok_;
     std::unique_ptr<Impl> impl_;  // sequences, queue, KV slots and prefix index (engine thread)

@@ -1,6 +1,7 @@
 // The runner with a fake clock and a fake decoder: every number is known.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <map>
 #include <set>
 
@@ -16,6 +17,9 @@ struct FakeWorld {
     double now = 1000.0;
     double per_call = 0.010, per_token = 0.001, pick_cost = 1.0, clear_cost = 5.0;
     std::vector<std::vector<BatchToken>> calls;
+    bool forks = false;                        // the decoder can fork
+    double fork_cost = 0.0005;
+    std::vector<std::array<int32_t, 3>> forked;  // src, dst, upto_pos
     Clock clock() {
         return [this] { return now; };
     }
@@ -37,6 +41,11 @@ public:
         return 100 + i;
     }
     void clear() override { w_.now += w_.clear_cost; }
+    bool can_fork() const override { return w_.forks; }
+    void fork(int32_t src, int32_t dst, int32_t upto) override {
+        w_.forked.push_back({src, dst, upto});
+        w_.now += w_.fork_cost;
+    }
 
 private:
     FakeWorld& w_;
@@ -151,6 +160,34 @@ TEST(BenchRunner, SharedPromptEncodesOnceTimed) {
     EXPECT_NEAR(r.ttft_ms.mean, 18.0, 1e-6);
     EXPECT_NEAR(r.ttft_max_ms.mean, 18.0, 1e-6);
     EXPECT_NEAR(r.latency_ms.mean, 13.0, 1e-6);
+}
+
+TEST(BenchRunner, SharedPromptIsForkedNotEncodedAgain) {
+    FakeWorld w;
+    w.forks = true;
+    FakeDecoder dec(w);
+    SweepParams sp = params(8, 2, 3, 1);
+    sp.shared_prompt = true;
+    PointResult r = run_point(dec, {8, 2, 3, 1}, sp, w.clock());
+    summarize(r, ModelCost{});
+    // warm-up, timed prompt of user 0 (8 tokens), 2 steps: users 1-2 fork its cells.
+    ASSERT_EQ(w.calls.size(), 1u + 1u + 2u);
+    EXPECT_EQ(w.calls[1].size(), 8u);
+    ASSERT_EQ(w.forked.size(), 2u);
+    EXPECT_EQ(w.forked[0], (std::array<int32_t, 3>{0, 1, 7}));
+    EXPECT_EQ(w.forked[1], (std::array<int32_t, 3>{0, 2, 7}));
+    // Every user starts from user 0's first token, at position 8.
+    for (int u = 0; u < 3; ++u) {
+        EXPECT_EQ(w.calls[2][u].token, 100);
+        EXPECT_EQ(w.calls[2][u].pos, 8);
+        EXPECT_EQ(w.calls[2][u].seq, u);
+    }
+    // TTFT: 18 ms for user 0, then half a millisecond per fork.
+    const auto& t = r.reps[0].ttft_s;
+    EXPECT_NEAR(t[0], 0.018, 1e-9);
+    EXPECT_NEAR(t[1], 0.0185, 1e-9);
+    EXPECT_NEAR(t[2], 0.019, 1e-9);
+    EXPECT_NEAR(r.pp_tps.mean, 8 / 0.018, 1e-6);
 }
 
 TEST(BenchRunner, WarmupRepetitionsAreExcluded) {
