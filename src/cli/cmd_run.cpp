@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "runtime/context.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 #include "util/interrupt.h"
 #include "util/parse.h"
@@ -135,8 +136,6 @@ void add_run(CLI::App& app) {
         // Text in, text out; with --tokens, ids in, ids out.
         auto tok = ro->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;
         const auto toks = prompt_tokens(*ro, tok.get());
-        std::unique_ptr<StreamDecoder> stream;
-        if (tok) stream = std::make_unique<StreamDecoder>(*tok);
         const ContextParams cp = ro->params(ro->ctx);
         if (*n_predict < -1)
             throw std::invalid_argument("-n " + std::to_string(*n_predict) +
@@ -146,41 +145,37 @@ void add_run(CLI::App& app) {
             throw std::invalid_argument("prompt (" + std::to_string(toks.size()) + " tokens)" +
                                         (*n_predict > 0 ? " + -n " + std::to_string(*n_predict) : std::string()) +
                                         " exceeds the context size " + std::to_string(cp.n_ctx) + " (raise -c)");
-        const int n_gen = *n_predict >= 0 ? *n_predict : static_cast<int>(cp.n_ctx - n_prompt);
-        Context ctx(*model, cp);
-        Sampler sampler(*sp);
-        for (int32_t t : toks) sampler.accept(t);
-        install_interrupt_handler();  // Ctrl-C: stop, print the statistics, exit 130
-        const double t0 = now_seconds();
-        auto logits = ctx.eval_prompt(0, toks);
-        const double t1 = now_seconds();
-        int32_t pos = static_cast<int32_t>(toks.size());
-        std::vector<int32_t> out;
-        double sample_s = 0;
-        for (int i = 0; i < n_gen && !interrupted(); ++i) {
-            const double s0 = now_seconds();
-            const int32_t next = sampler.sample(logits);
-            sample_s += now_seconds() - s0;
-            out.push_back(next);
-            const bool eog = tok && tok->is_eog(next);
-            if (stream) {
-                if (!eog) print_streamed(stream->push(next));
+        // One request through the scheduler (the project's one generate loop).
+        SchedulerParams spar;
+        spar.n_parallel = 1;
+        spar.batch_tokens = cp.n_batch;
+        Scheduler sched(*model, cp, spar, tok.get());
+        Request req;
+        req.prompt = toks;
+        req.sampling = *sp;
+        req.max_tokens = *n_predict;  // -1: until an end token or the context is full
+        req.stop_at_eog = tok != nullptr;
+        size_t printed = 0;
+        req.on_token = [&](const TokenEvent& e) {
+            if (tok) {
+                print_streamed(std::string(e.text));
+                printed += e.text.size();
             } else {
-                std::printf("%s%d", i > 0 ? "," : "", next);
+                std::printf("%s%d", e.index > 0 ? "," : "", e.token);
+                std::fflush(stdout);
             }
-            std::fflush(stdout);
-            if (eog || i + 1 == n_gen || interrupted()) break;
-            BatchToken b{next, pos++, 0, true};
-            ctx.decode({&b, 1});
-            logits = ctx.logits(0);
-        }
-        const double t2 = now_seconds();
-        if (stream) std::printf("%s\n", stream->flush().c_str());
+            return interrupted() ? Control::Cancel : Control::Continue;
+        };
+        install_interrupt_handler();  // Ctrl-C: stop, print the statistics, exit 130
+        const RequestResult res = sched.generate(std::move(req));
+        const ChoiceResult& out = res.choices[0];
+        if (tok) std::printf("%s\n", out.text.substr(std::min(printed, out.text.size())).c_str());  // a held-back tail
         else std::printf("\n");
         std::fflush(stdout);  // the output line ends before the statistics on stderr
-        if (interrupted()) std::fprintf(stderr, "interrupted after %zu generated tokens\n", out.size());
-        const double pp = (t1 - t0), tg = (t2 - t1 - sample_s);
-        const int n_tg = std::max(0, static_cast<int>(out.size()) - 1);
+        if (res.finish == FinishReason::Error) throw std::runtime_error(res.error);
+        if (interrupted()) std::fprintf(stderr, "interrupted after %zu generated tokens\n", out.tokens.size());
+        const double pp = res.prompt_s, tg = res.generation_s;
+        const int n_tg = std::max(0, static_cast<int>(out.tokens.size()) - 1);
         std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.2f tokens/s | generation: %d tokens in %.3f s = %.2f tokens/s, %.2f ms/token\n",
                      toks.size(), pp, toks.size() / pp, n_tg, tg, n_tg > 0 ? n_tg / tg : 0.0,
                      n_tg > 0 ? 1000.0 * tg / n_tg : 0.0);

@@ -65,7 +65,7 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         const DecoderLayer& L = layers_[l];
         // ---- attention
         ops::rmsnorm(x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
-        ops::matmul_n(pool, std::array{&L.wq, &L.wk, &L.wv}, xn.data(), T, std::array{q.data(), k.data(), v.data()});
+        ops::matmul_n(pool, std::array{&L.wq, &L.wk, &L.wv}, xn.data(), T, std::array{q.data(), k.data(), v.data()}, {}, &ws.act);
         for (int t = 0; t < T; ++t) {
             ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, rope, t, opt_.rope);
             ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, rope, t, opt_.rope);
@@ -73,15 +73,15 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         ops::store_kv(plan, kv, l, k.data(), v.data());
         const ops::AttentionParams ap{h.n_head, h.n_head_kv, h.head_dim, q_scale, h.attn_softcap, L.window, ws.attention};
         ops::attention(pool, plan, kv, l, q.data(), att.data(), ap);
-        ops::matmul(pool, L.wo, att.data(), T, y.data());
+        ops::matmul(pool, L.wo, att.data(), T, y.data(), 0, &ws.act);
         if (!L.post_attn_norm.empty()) ops::rmsnorm(y.data(), L.post_attn_norm.data(), y.data(), T, d, h.norm_eps);
         ops::add(x.data(), y.data(), size_t(T) * d);
         // ---- feed-forward (gated)
         ops::rmsnorm(x.data(), L.ffn_norm.data(), xn.data(), T, d, h.norm_eps);
-        ops::matmul_n(pool, std::array{&L.gate, &L.up}, xn.data(), T, std::array{g.data(), u.data()});
+        ops::matmul_n(pool, std::array{&L.gate, &L.up}, xn.data(), T, std::array{g.data(), u.data()}, {}, &ws.act);
         if (opt_.gelu) ops::gelu_tanh_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
         else ops::silu_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
-        ops::matmul(pool, L.down, g.data(), T, y.data());
+        ops::matmul(pool, L.down, g.data(), T, y.data(), 0, &ws.act);
         if (!L.post_ffn_norm.empty()) ops::rmsnorm(y.data(), L.post_ffn_norm.data(), y.data(), T, d, h.norm_eps);
         ops::add(x.data(), y.data(), size_t(T) * d);
     }
@@ -90,7 +90,7 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
     const int R = static_cast<int>(plan.out_rows.size());
     for (int r = 0; r < R; ++r)
         ops::rmsnorm(&x[size_t(plan.out_rows[r]) * d], out_norm_.data(), &xn[size_t(r) * d], 1, d, h.norm_eps);
-    ops::matmul(pool, output_, xn.data(), R, logits);
+    ops::matmul(pool, output_, xn.data(), R, logits, 0, &ws.act);
     if (h.final_softcap > 0) ops::softcap(logits, size_t(R) * h.n_vocab, h.final_softcap);
 }
 

@@ -37,6 +37,7 @@ public:
     // The attention kernel, chosen once per context from the CPU's features
     // (nullptr: chosen at the first forward pass).
     const kernels::AttentionKernel* attention = nullptr;
+    std::vector<uint8_t> act;  // activations quantized for the matmuls (ops::matmul's act)
 
 private:
     std::vector<std::vector<float>> bufs_;

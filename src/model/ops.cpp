@@ -95,8 +95,9 @@ namespace {
 // per-thread buffer of the calling thread; a few rows are done right here, more are
 // shared by the pool.
 const uint8_t* quantize_acts(ThreadPool& pool, const kernels::MatmulKernel* k, GgmlType at, const float* X,
-                             int64_t T, int64_t n, size_t arb) {
-    thread_local std::vector<uint8_t> act;
+                             int64_t T, int64_t n, size_t arb, std::vector<uint8_t>* buf) {
+    thread_local std::vector<uint8_t> own;  // callers without a workspace
+    std::vector<uint8_t>& act = buf ? *buf : own;
     if (act.size() < arb * T) act.resize(arb * T);
     uint8_t* A = act.data();
     auto rows = [&](int64_t b, int64_t e, int) {
@@ -118,27 +119,28 @@ int64_t matmul_chunk_groups(int64_t n_groups, int64_t T, int64_t n_threads) {
     return std::max<int64_t>(1, (n_groups + nth - 1) / nth);
 }
 
-void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy) {
+void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy,
+            std::vector<uint8_t>* act) {
     const Weight* w[] = {&W};
     float* y[] = {Y};
     const int64_t l[] = {ldy};
-    matmul_n(pool, w, X, T, y, l);
+    matmul_n(pool, w, X, T, y, l, act);
 }
 
 void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* X, int64_t T,
-              std::span<float* const> Ys, std::span<const int64_t> ldys) {
+              std::span<float* const> Ys, std::span<const int64_t> ldys, std::vector<uint8_t>* act) {
     const Weight& W0 = *Ws[0];
     const kernels::MatmulKernel* k = W0.kernel;
     bool shared = k != nullptr;
     for (const Weight* w : Ws) shared = shared && w->kernel == k && w->n_in == W0.n_in;
     auto ldy_of = [&](size_t i) { return i < ldys.size() && ldys[i] > 0 ? ldys[i] : Ws[i]->n_out; };
     if (!shared && Ws.size() > 1) {  // different kernels: one after another
-        for (size_t i = 0; i < Ws.size(); ++i) matmul(pool, *Ws[i], X, T, Ys[i], ldy_of(i));
+        for (size_t i = 0; i < Ws.size(); ++i) matmul(pool, *Ws[i], X, T, Ys[i], ldy_of(i), act);
         return;
     }
     const GgmlType at = k ? k->act_type : quant::act_type(W0.type);
     const size_t arb = row_bytes(at, W0.n_in);
-    const uint8_t* A = quantize_acts(pool, k, at, X, T, W0.n_in, arb);
+    const uint8_t* A = quantize_acts(pool, k, at, X, T, W0.n_in, arb, act);
     if (k) {
         // The weights' row groups, end to end (equal bytes per group: one kernel, one
         // type); a chunk may span several weights.

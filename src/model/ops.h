@@ -16,13 +16,16 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, floa
 // Activations are converted to the weight's activation type (int8 blocks for
 // quantized weights) once; every (t, o) is one dot product, so a row's result
 // does not depend on the other rows of the batch.
-void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy = 0);
+// act: the caller's buffer for the quantized activations (Workspace::act; nullptr:
+// one per calling thread).
+void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy = 0,
+            std::vector<uint8_t>* act = nullptr);
 // Several weights applied to the same input (Q, K and V; gate and up): the input is
 // quantized once and one pass of the pool covers all their rows. Ys[i] gets Ws[i]'s
 // output with row stride ldys[i] (0 or missing: its n_out). Each result equals
 // matmul()'s bit for bit.
 void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* X, int64_t T,
-              std::span<float* const> Ys, std::span<const int64_t> ldys = {});
+              std::span<float* const> Ys, std::span<const int64_t> ldys = {}, std::vector<uint8_t>* act = nullptr);
 
 // The work split of matmul_n (exposed for tests). The weights' row groups are laid
 // end to end (weight i owns global groups [first[i], first[i+1])); threads take chunks

@@ -122,8 +122,8 @@ uint64_t Scheduler::submit(Request r) {
         if (t < 0 || t >= n_vocab)
             throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
                                         std::to_string(n_vocab) + ")");
-    if (r.max_tokens == 0 || r.max_tokens < -1)
-        throw std::invalid_argument("max_tokens must be -1 (no limit) or positive, got " + std::to_string(r.max_tokens));
+    if (r.max_tokens < -1)
+        throw std::invalid_argument("max_tokens must be -1 (no limit) or at least 0, got " + std::to_string(r.max_tokens));
     if (P > n_ctx)
         throw std::invalid_argument("the prompt (" + std::to_string(P) + " tokens) exceeds the context size (" +
                                     std::to_string(n_ctx) + ")");
@@ -441,6 +441,10 @@ void Scheduler::sample(Seq* s, std::span<const float> logits) {
     Impl& m = *impl_;
     Req& q = *s->req;
     if (q.t_first < 0) q.t_first = now_s();
+    if (q.r.max_tokens == 0) {  // the prompt only
+        finish_seq(s, FinishReason::Length, true);
+        return;
+    }
     const int32_t tok = s->sampler.sample(logits);
     s->tokens.push_back(tok);
     ++m.st.generated_tokens;

@@ -106,7 +106,8 @@ struct RequestResult {
 struct Request {
     std::vector<int32_t> prompt;  // token ids (BOS included when wanted); at least one
     SamplerParams sampling;       // choice i samples with seed sampling.seed + i
-    // Most tokens to generate per choice; -1 = until a stop, or the context is full.
+    // Most tokens to generate per choice; -1 = until a stop, or the context is full;
+    // 0 = encode the prompt only (it stays in the prefix cache).
     // prompt + max_tokens must fit in n_ctx (else submit throws naming both numbers).
     int max_tokens = -1;
     bool stop_at_eog = true;            // the tokenizer's end-of-generation tokens stop (needs a tokenizer)

@@ -260,6 +260,7 @@ TEST(Scheduler, FullQueueIsBusyAndBadRequestsSayWhy) {
         EXPECT_NE(m.find("256"), std::string::npos) << m;
     }
     EXPECT_THROW(s.submit(make_request({}, 4, 1)), std::invalid_argument);
+    EXPECT_THROW(s.submit(make_request({1, 2}, -2, 1)), std::invalid_argument);
     EXPECT_THROW(s.submit(make_request({1, 100000}, 4, 1)), std::invalid_argument);
     Request many = make_request({1, 2}, 4, 1);
     many.n = 9;
@@ -327,6 +328,22 @@ TEST(Scheduler, AFinishedConversationIsFoundAgain) {
     // All but the reply's last token (never decoded) came from the cache.
     EXPECT_EQ(got.result.cached_tokens, 150 + 10 - 1);
     expect_same(run_alone(turn2), got, "second turn");
+}
+
+TEST(Scheduler, PromptOnlyRequestWarmsTheCache) {
+    Scheduler s(tiny(), ctx_params(1024));
+    const auto system = random_tokens(100, 31);
+    const RequestResult warm = s.generate(make_request(system, 0, 1));
+    EXPECT_EQ(warm.finish, FinishReason::Length);
+    EXPECT_TRUE(warm.choices[0].tokens.empty());
+    EXPECT_EQ(s.stats().prompt_tokens, 100u);
+    std::vector<int32_t> p = system;
+    p.push_back(5);
+    p.push_back(6);
+    Trace got;
+    s.generate(traced(make_request(p, 4, 2), &got));
+    EXPECT_EQ(got.result.cached_tokens, 100);
+    expect_same(run_alone(make_request(p, 4, 2)), got, "after the warm-up");
 }
 
 TEST(Scheduler, EngineThreadServesManyThreads) {
