@@ -1,24 +1,17 @@
-// The scheduler's engine: admission, one decode per step, sampling, finishing.
-// The prefix index and the KV slots are in prefix_index.{h,cpp}.
+// The scheduler's engine: submitting, admission, one decode per step, finishing.
+// Sampling and text are in scheduler_sample.cpp; the KV slots and the prefix index in
+// prefix_index.{h,cpp}.
 #include "runtime/scheduler.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <future>
 #include <unordered_set>
 
-#include "runtime/prefix_index.h"
+#include "runtime/scheduler_impl.h"
 #include "tokenizer/tokenizer.h"
 
 namespace loom {
-
-namespace {
-double now_s() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 const char* finish_reason_name(FinishReason r) {
     switch (r) {
@@ -29,44 +22,6 @@ const char* finish_reason_name(FinishReason r) {
     }
     return "?";
 }
-
-struct Scheduler::Req {
-    uint64_t id = 0;
-    Request r;
-    RequestResult res;
-    std::vector<int32_t> stop_ids;  // sorted
-    int n_open = 0;                 // choices not finished
-    bool cancelled = false, admitted = false;
-    double t_submit = 0, t_admit = 0, t_first = -1;
-};
-
-// One choice of a request: its tokens (prompt, then generated) and where they are.
-struct Scheduler::Seq {
-    Req* req = nullptr;
-    int choice = 0;
-    uint64_t age = 0;          // arrival order: older sequences go first
-    int32_t slot = -1;         // KV sequence id while placed
-    std::vector<int32_t> tokens;
-    int n_prompt = 0;
-    int n_cached = 0;          // tokens[0, n_cached) have keys and values in the cache
-    Sampler sampler;
-    std::unique_ptr<StreamDecoder> detok;
-    std::string held;          // text not released yet (a stop string may start in it)
-    bool done = false;
-    int pending() const { return static_cast<int>(tokens.size()) - n_cached; }
-    int n_generated() const { return static_cast<int>(tokens.size()) - n_prompt; }
-    explicit Seq(const SamplerParams& sp) : sampler(sp) {}
-};
-
-struct Scheduler::Impl {
-    explicit Impl(Context& ctx) : slots(ctx) {}
-    PrefixIndex slots;
-    std::vector<std::unique_ptr<Req>> reqs;
-    std::vector<std::unique_ptr<Seq>> seqs;  // every unfinished sequence
-    std::deque<Seq*> waiting;                // by age
-    std::vector<Seq*> running;               // by age
-    SchedulerStats st;                       // counters, published to stats_ after each step
-};
 
 Scheduler::Scheduler(const Model& model, const ContextParams& cp, const SchedulerParams& sp, const Tokenizer* tok)
     : own_ctx_(std::make_unique<Context>(model, cp)), ctx_(*own_ctx_), params_(sp), tok_(tok),
@@ -152,7 +107,7 @@ uint64_t Scheduler::submit(Request r) {
     q->res.prompt_tokens = P;
     q->res.choices.resize(q->r.n);
     q->n_open = q->r.n;
-    q->t_submit = now_s();
+    q->t_submit = sched_now_s();
     uint64_t id;
     {
         std::lock_guard lk(mu_);
@@ -229,7 +184,7 @@ void Scheduler::finish_seq(Seq* s, FinishReason why, bool keep_cells) {
     std::erase(m.running, s);
     std::erase(m.waiting, s);
     if (--q.n_open == 0) {
-        const double t = now_s();
+        const double t = sched_now_s();
         q.res.finish = q.res.choices[0].finish;
         q.res.generated_tokens = 0;
         for (const ChoiceResult& c : q.res.choices) q.res.generated_tokens += static_cast<int>(c.tokens.size());
@@ -270,12 +225,6 @@ void Scheduler::reap_cancelled() {
         flush_text(*victim);
         finish_seq(victim, FinishReason::Cancelled, /*keep_cells=*/false);
     }
-}
-
-void Scheduler::flush_text(Seq& s) {
-    if (s.detok) s.held += s.detok->flush();
-    s.req->res.choices[s.choice].text += s.held;
-    s.held.clear();
 }
 
 // ------------------------------------------------------------------ admission
@@ -346,7 +295,7 @@ void Scheduler::admit() {
         Req& q = *s->req;
         if (!q.admitted) {
             q.admitted = true;
-            q.t_admit = now_s();
+            q.t_admit = sched_now_s();
             q.res.cached_tokens = std::min(hit.len, q.res.prompt_tokens);
             std::lock_guard lk(mu_);
             --n_queued_;
@@ -435,85 +384,6 @@ bool Scheduler::step() {
     ++m.st.steps;
     publish_stats(static_cast<int>(batch.size()));
     return true;
-}
-
-void Scheduler::sample(Seq* s, std::span<const float> logits) {
-    Impl& m = *impl_;
-    Req& q = *s->req;
-    if (q.t_first < 0) q.t_first = now_s();
-    if (q.r.max_tokens == 0) {  // the prompt only
-        finish_seq(s, FinishReason::Length, true);
-        return;
-    }
-    const int32_t tok = s->sampler.sample(logits);
-    s->tokens.push_back(tok);
-    ++m.st.generated_tokens;
-    ChoiceResult& cr = q.res.choices[s->choice];
-    if (std::binary_search(q.stop_ids.begin(), q.stop_ids.end(), tok)) {
-        flush_text(*s);
-        finish_seq(s, FinishReason::Stop, true);
-        return;
-    }
-    const int n_gen = s->n_generated();
-    const bool at_limit = (q.r.max_tokens > 0 && n_gen >= q.r.max_tokens) ||
-                          static_cast<int>(s->tokens.size()) >= ctx_.n_ctx();
-    // Text: release what cannot be the start of a stop string.
-    std::string piece;
-    bool stopped = false;
-    if (s->detok) {
-        s->held += s->detok->push(tok);
-        size_t cut = std::string::npos;
-        for (const std::string& st : q.r.stop) cut = std::min(cut, s->held.find(st));
-        if (cut != std::string::npos) {
-            piece = s->held.substr(0, cut);
-            s->held.clear();
-            stopped = true;
-        } else if (at_limit) {
-            s->held += s->detok->flush();
-            piece.swap(s->held);
-        } else {
-            size_t keep = 0;  // longest tail of held that starts a stop string
-            for (const std::string& st : q.r.stop)
-                for (size_t k = std::min(st.size() - 1, s->held.size()); k > keep; --k)
-                    if (s->held.compare(s->held.size() - k, k, st, 0, k) == 0) {
-                        keep = k;
-                        break;
-                    }
-            piece = s->held.substr(0, s->held.size() - keep);
-            s->held.erase(0, s->held.size() - keep);
-        }
-        cr.text += piece;
-    }
-    if (q.r.on_token) {
-        TokenEvent ev;
-        ev.choice = s->choice;
-        ev.index = n_gen - 1;
-        ev.token = tok;
-        ev.text = piece;
-        ev.logits = logits;
-        // log-softmax of the raw logits
-        float mx = logits[0];
-        for (float l : logits) mx = std::max(mx, l);
-        double sum = 0;
-        for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
-        const float lse = mx + static_cast<float>(std::log(sum));
-        ev.logprob = logits[tok] - lse;
-        std::vector<TokenLogprob> top;
-        if (q.r.n_probs > 0) {
-            std::vector<int32_t> idx(logits.size());
-            for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
-            const size_t k = std::min(idx.size(), static_cast<size_t>(q.r.n_probs));
-            std::partial_sort(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(k), idx.end(), [&](int32_t a, int32_t b) {
-                return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-            });
-            for (size_t i = 0; i < k; ++i) top.push_back({idx[i], logits[idx[i]] - lse});
-        }
-        ev.top = top;
-        if (q.r.on_token(ev) == Control::Cancel) q.cancelled = true;
-    }
-    if (q.cancelled) return;  // reaped at the end of the step
-    if (stopped) finish_seq(s, FinishReason::Stop, true);
-    else if (at_limit) finish_seq(s, FinishReason::Length, true);
 }
 
 void Scheduler::publish_stats(int step_tokens) {
