@@ -1,8 +1,9 @@
-// The Arm Q4_K / Q5_K kernels (dotprod, i8mm, SVE) at the edges of their integer
-// ranges, where random data never goes: codes, scales and mins all at their maximum,
-// and activations that quantize to -127 or +127 everywhere (the Q8_K range), so the
-// sub-block sums the kernels split as bh * 128 + bl reach -4064 and +4064. Each must still equal the
-// scalar reference bit for bit, at every row count and output split.
+// The Arm K-quant kernels (dotprod, i8mm, SVE) at the edges of their integer ranges,
+// where random data never goes: codes, scales and mins all at their extremes, and
+// activations that quantize to -127 or +127 everywhere (the Q8_K range), so the
+// sub-block sums the Q4_K/Q5_K kernels split as bh * 128 + bl reach -4064 and +4064
+// (and -32 bsum, where the Q6_K kernels start each sub-block, +-65024). Each must still
+// equal the scalar reference bit for bit, at every row count and output split.
 #include <cstring>
 #include <random>
 #include <string>
@@ -23,6 +24,28 @@ namespace {
 bool is_arm_isa(const MatmulKernel& k) {
     const std::string isa = k.isa;
     return isa == "dotprod" || isa == "i8mm" || isa == "sve";
+}
+
+// Q6_K: block (o + b) % 3 == 0 has every code at 31 (u = 63) and every scale at -128;
+// the others random codes of -32 or 31 and scales of -128, 127 or random.
+std::vector<uint8_t> extreme_q6_K(int64_t n_out, int64_t nb, uint32_t seed) {
+    const size_t bb = sizeof(quant::BlockQ6_K);
+    std::vector<uint8_t> w(bb * static_cast<size_t>(n_out * nb));
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> scale(0.001f, 0.5f);
+    for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t b = 0; b < nb; ++b) {
+            auto* blk = reinterpret_cast<quant::BlockQ6_K*>(w.data() + bb * static_cast<size_t>(o * nb + b));
+            const bool full = (o + b) % 3 == 0;
+            blk->d = quant::f32_to_fp16(scale(rng));
+            for (int j = 0; j < 16; ++j) {
+                const uint32_t r = rng() % 3;
+                blk->scales[j] = full || r == 0 ? -128 : r == 1 ? 127 : static_cast<int8_t>(rng());
+            }
+            for (auto& q : blk->ql) q = full ? 0xFF : static_cast<uint8_t>(rng() % 2 ? 0xFF : 0x00) & static_cast<uint8_t>(rng() % 2 ? 0xF0 : 0xFF);
+            for (auto& q : blk->qh) q = full ? 0xFF : static_cast<uint8_t>(rng());
+        }
+    return w;
 }
 
 // n_out rows of nb blocks: block (o + b) % 3 == 0 is "all at the maximum" (codes 15 / 31,
@@ -78,11 +101,14 @@ std::vector<float> extreme_activations(int64_t T, int64_t n_in) {
 TEST(KQuantArm, ExtremeValuesEqualScalarReferenceBitExact) {
     int checked = 0;
     for (auto* k : all_kernels()) {
-        if (!is_arm_isa(*k) || (k->wtype != GgmlType::Q4_K && k->wtype != GgmlType::Q5_K)) continue;
+        const GgmlType t = k->wtype;
+        if (!is_arm_isa(*k) || (t != GgmlType::Q4_K && t != GgmlType::Q5_K && t != GgmlType::Q6_K)) continue;
         if ((k->features & cpu_features()) != k->features) continue;
-        const MatmulKernel* ref = k->wtype == GgmlType::Q4_K ? &kMatmulQ4_KScalar : &kMatmulQ5_KScalar;
+        const MatmulKernel* ref = t == GgmlType::Q4_K   ? &kMatmulQ4_KScalar
+                                  : t == GgmlType::Q5_K ? &kMatmulQ5_KScalar
+                                                        : &kMatmulQ6_KScalar;
         const int64_t nb = 3, n_in = 256 * nb, n_out = 11;
-        const auto plain = extreme_weights(k->wtype, n_out, nb, 5);
+        const auto plain = t == GgmlType::Q6_K ? extreme_q6_K(n_out, nb, 5) : extreme_weights(t, n_out, nb, 5);
         const auto X = extreme_activations(9, n_in);
         for (int64_t T = 1; T <= 9; ++T) {
             const auto want = kernels::test::run(*ref, plain, n_out, n_in, X.data(), T, 0, 1);

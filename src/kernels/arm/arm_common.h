@@ -75,6 +75,23 @@ void pack_k_asym(GgmlType t, const uint8_t* src, uint8_t* dst, int64_t n_out, in
 constexpr size_t kKPairBlock = 560;
 void k_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out);
 
+// Q6_K in 4-row groups, 8-byte interleave ("q6_Kx4x8"; qx_K_common.cpp). Per group and
+// 256-block (kQ6GroupBlock bytes, the same as 4 plain blocks):
+//   0    uint16 d[4]                        the 4 rows' fp16 scales
+//   8    int8   sc[16][4]                   sub-block (of 16) j, row r
+//   72   uint8  ql[4][128]                  the rows' ql[32q..32q+31] for q = 0..3 (low
+//        nibble: elements 128 (q / 2) + 32 (q % 2) + l, high: + 64), interleaved 4x8 as qs above
+//   584  uint8  qh[2][128]                  the rows' qh[32h..32h+31], the same way
+// Codes are taken unsigned (q + 32, 0..63); the -32 enters through the activation side:
+// k6_act_pair (kQ6PairBlock bytes per block): the tiles of k_act_pair, then per
+// sub-block j, twice, four int32 [-32 bsum_j(x), -32 bsum_j(x), -32 bsum_j(z),
+// -32 bsum_j(z)] (halved, -16, with `sdot`: there two partial sums are added per row):
+// the starting values of the sub-block's two sums; then float [dx, dx, dz, dz].
+constexpr size_t kQ6GroupBlock = 840, kQ6PairBlock = 1040;
+size_t q6_K_x4_size(int64_t n_out, int64_t n_in);
+void pack_q6_K_x4(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in);
+void k6_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out, bool sdot);
+
 // Q8_0 quantizer with NEON, byte-identical to quant::quantize_row(Q8_0).
 void quantize_q8_0_neon(const float* x, void* y, int64_t n_in);
 // quant::quantize_row(Q8_K) (the reference).

@@ -15,6 +15,8 @@ extern const MatmulKernel kMatmulQ4_0x4x8I8mm;     // qx_0_i8mm.cpp
 extern const MatmulKernel kMatmulQ8_0x4x8I8mm;     // qx_0_i8mm.cpp
 extern const MatmulKernel kMatmulQ4_0x4x4Dotprod;  // qx_0_dotprod.cpp
 extern const MatmulKernel kMatmulQ8_0x4x4Dotprod;  // qx_0_dotprod.cpp
-extern const MatmulKernel kMatmulQ6_KDotprod;      // q6_K_dotprod.cpp
+extern const MatmulKernel kMatmulQ6_Kx4x8Sve;      // q6_Kx4x8_sve.cpp
+extern const MatmulKernel kMatmulQ6_Kx4x8I8mm;     // q6_Kx4x8_i8mm.cpp
+extern const MatmulKernel kMatmulQ6_Kx4x8Dotprod;  // q6_Kx4x8_dotprod.cpp
 
 }  // namespace loom::kernels::arm

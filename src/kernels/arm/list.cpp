@@ -16,7 +16,9 @@ std::span<const MatmulKernel* const> arm_kernels() {
         &arm::kMatmulQ4_0x4x4Dotprod,  // kDOTPROD (+ kNEON)
         &arm::kMatmulQ8_0x4x8I8mm,
         &arm::kMatmulQ8_0x4x4Dotprod,
-        &arm::kMatmulQ6_KDotprod,
+        &arm::kMatmulQ6_Kx4x8Sve,
+        &arm::kMatmulQ6_Kx4x8I8mm,
+        &arm::kMatmulQ6_Kx4x8Dotprod,
         &arm::kMatmulQ4_Kx4x8Sve,
         &arm::kMatmulQ4_Kx4x8I8mm,
         &arm::kMatmulQ4_Kx4x8Dotprod,

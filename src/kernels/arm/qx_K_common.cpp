@@ -75,15 +75,21 @@ static int8x16_t split_sums(const uint8_t* blk) {
     return vcombine_s8(vmovn_s16(vshrq_n_s16(s, 7)), vmovn_s16(vandq_s16(s, vdupq_n_s16(127))));
 }
 
+// The 32 tiles [x 8 bytes | z 8 bytes] of one Q8_K block pair (512 bytes).
+static void act_tiles(const uint8_t* x, const uint8_t* z, uint8_t* out) {
+    int8_t* o = reinterpret_cast<int8_t*>(out);
+    for (int c = 0; c < 16; ++c) {  // 16 bytes of each row -> 2 tiles
+        const int64x2_t a = vreinterpretq_s64_s8(vld1q_s8(reinterpret_cast<const int8_t*>(x + 4 + 16 * c)));
+        const int64x2_t bz = vreinterpretq_s64_s8(vld1q_s8(reinterpret_cast<const int8_t*>(z + 4 + 16 * c)));
+        vst1q_s8(o + 32 * c, vreinterpretq_s8_s64(vzip1q_s64(a, bz)));
+        vst1q_s8(o + 32 * c + 16, vreinterpretq_s8_s64(vzip2q_s64(a, bz)));
+    }
+}
+
 void k_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out) {
     for (int64_t b = 0; b < nb; ++b, x += sizeof(BlockQ8_K), z += sizeof(BlockQ8_K), out += kKPairBlock) {
         int8_t* o = reinterpret_cast<int8_t*>(out);
-        for (int c = 0; c < 16; ++c) {  // 16 bytes of each row -> 2 tiles
-            const int64x2_t a = vreinterpretq_s64_s8(vld1q_s8(reinterpret_cast<const int8_t*>(x + 4 + 16 * c)));
-            const int64x2_t bz = vreinterpretq_s64_s8(vld1q_s8(reinterpret_cast<const int8_t*>(z + 4 + 16 * c)));
-            vst1q_s8(o + 32 * c, vreinterpretq_s8_s64(vzip1q_s64(a, bz)));
-            vst1q_s8(o + 32 * c + 16, vreinterpretq_s8_s64(vzip2q_s64(a, bz)));
-        }
+        act_tiles(x, z, out);
         const int64x2_t sx = vreinterpretq_s64_s8(split_sums(x)), sz = vreinterpretq_s64_s8(split_sums(z));
         vst1q_s8(o + 512, vreinterpretq_s8_s64(vzip1q_s64(sx, sz)));
         vst1q_s8(o + 528, vreinterpretq_s8_s64(vzip2q_s64(sx, sz)));
@@ -92,6 +98,60 @@ void k_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out) {
         std::memcpy(&dz, z, 4);
         const float d[4] = {dx, dx, dz, dz};
         std::memcpy(out + 544, d, 16);
+    }
+}
+
+// ------------------------------------------------------------------ Q6_K
+size_t q6_K_x4_size(int64_t n_out, int64_t n_in) {
+    return kQ6GroupBlock * static_cast<size_t>((n_out + 3) / 4) * static_cast<size_t>(n_in / QK_K);
+}
+
+void pack_q6_K_x4(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
+    if (n_in % QK_K != 0) throw std::invalid_argument("arm::pack_q6_K_x4: bad arguments");
+    const size_t wb = sizeof(BlockQ6_K);
+    const int64_t nb = n_in / QK_K, n_groups = (n_out + 3) / 4;
+    const size_t rb = wb * static_cast<size_t>(nb);
+    uint8_t* out = dst;
+    for (int64_t g = 0; g < n_groups; ++g)
+        for (int64_t b = 0; b < nb; ++b, out += kQ6GroupBlock) {
+            std::memset(out, 0, 72);
+            const uint8_t* blk[4];
+            for (int r = 0; r < 4; ++r) {
+                const int64_t row = 4 * g + r;
+                blk[r] = row < n_out ? src + static_cast<size_t>(row) * rb + static_cast<size_t>(b) * wb : nullptr;
+                if (!blk[r]) continue;
+                std::memcpy(out + 2 * r, blk[r] + offsetof(BlockQ6_K, d), 2);
+                for (int j = 0; j < 16; ++j) out[8 + 4 * j + r] = blk[r][offsetof(BlockQ6_K, scales) + j];
+            }
+            for (int q = 0; q < 4; ++q) {
+                const uint8_t* s[4];
+                for (int r = 0; r < 4; ++r) s[r] = blk[r] ? blk[r] + offsetof(BlockQ6_K, ql) + 32 * q : nullptr;
+                interleave_4x8(s, out + 72 + 128 * q);
+            }
+            for (int h = 0; h < 2; ++h) {
+                const uint8_t* s[4];
+                for (int r = 0; r < 4; ++r) s[r] = blk[r] ? blk[r] + offsetof(BlockQ6_K, qh) + 32 * h : nullptr;
+                interleave_4x8(s, out + 584 + 128 * h);
+            }
+        }
+}
+
+void k6_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out, bool sdot) {
+    for (int64_t b = 0; b < nb; ++b, x += sizeof(BlockQ8_K), z += sizeof(BlockQ8_K), out += kQ6PairBlock) {
+        act_tiles(x, z, out);
+        int16_t bx[16], bz[16];
+        std::memcpy(bx, x + offsetof(BlockQ8_K, bsums), 32);
+        std::memcpy(bz, z + offsetof(BlockQ8_K, bsums), 32);
+        for (int j = 0; j < 16; ++j) {
+            const int32_t v[4] = {sdot ? -16 * bx[j] : -32 * bx[j], sdot ? -16 * bx[j] : -32 * bx[j],
+                                  sdot ? -16 * bz[j] : -32 * bz[j], sdot ? -16 * bz[j] : -32 * bz[j]};
+            std::memcpy(out + 512 + 16 * j, v, 16);
+        }
+        float dx, dz;
+        std::memcpy(&dx, x, 4);
+        std::memcpy(&dz, z, 4);
+        const float d[4] = {dx, dx, dz, dz};
+        std::memcpy(out + 768, d, 16);
     }
 }
 
