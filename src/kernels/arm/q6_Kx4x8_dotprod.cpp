@@ -51,6 +51,7 @@ void tile(const uint8_t* wg, const uint8_t* prep, size_t prep_bytes, int64_t nb,
     float32x4_t acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("sdot", NT, kRows, 256, 210);
         const uint8_t* blk = wg + b * kQ6GroupBlock;
         const uint8_t* pb = prep + b * kQ6PairBlock;
         int8x16_t S[4];
@@ -83,6 +84,7 @@ void tile(const uint8_t* wg, const uint8_t* prep, size_t prep_bytes, int64_t nb,
             const float32x4_t da = vld1q_f32(reinterpret_cast<const float*>(pb + t * prep_bytes + 768));
             acc[t] = vfmaq_f32(acc[t], vcvtq_f32_s32(isum[t]), vmulq_f32(dw, da));
         }
+        LOOM_MCA_END();
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }

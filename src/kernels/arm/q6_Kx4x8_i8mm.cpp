@@ -63,6 +63,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out)
     float32x4_t acc[2 * NP];
     for (int i = 0; i < 2 * NP; ++i) acc[i] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("smmla", 2 * NP, kRows, 256, 210);
         const uint8_t* blk = wg + b * kQ6GroupBlock;
         const uint8_t* pb = pairs + b * kQ6PairBlock;
         int8x16_t S[4];
@@ -99,6 +100,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out)
             acc[2 * p] = vfmaq_f32(acc[2 * p], vcvtq_f32_s32(is[2 * p]), vmulq_f32(dw01, da));
             acc[2 * p + 1] = vfmaq_f32(acc[2 * p + 1], vcvtq_f32_s32(is[2 * p + 1]), vmulq_f32(dw23, da));
         }
+        LOOM_MCA_END();
     }
     for (int i = 0; i < 2 * NP; ++i) out[i] = acc[i];
 }

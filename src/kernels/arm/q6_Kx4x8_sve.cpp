@@ -66,6 +66,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) 
     const size_t pair_bytes = kQ6PairBlock * static_cast<size_t>(nb);
     svfloat32_t a0 = svdup_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("smmla", 2 * NP, kRows, 256, 210);
         const uint8_t* blk = wg + b * kQ6GroupBlock;
         const uint8_t* pbk = pairs + b * kQ6PairBlock;
         const svuint8_t st0 = svld1_u8(pb, blk + 8), st1 = svld1_u8(pb, blk + 40);  // sub-blocks 0-7, 8-15
@@ -95,6 +96,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) 
         if constexpr (NP > 1) block_end(a1, i1, pbk + pair_bytes, dw, pw);
         if constexpr (NP > 2) block_end(a2, i2, pbk + 2 * pair_bytes, dw, pw);
         if constexpr (NP > 3) block_end(a3, i3, pbk + 3 * pair_bytes, dw, pw);
+        LOOM_MCA_END();
     }
     svst1_f32(pw, out[0], a0);
     if constexpr (NP > 1) svst1_f32(pw, out[1], a1);

@@ -43,6 +43,7 @@ void tile(const uint8_t* wg, const uint8_t* prep, size_t prep_bytes, int64_t nb,
     float32x4_t acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("sdot", NT, kRows, 256, kQ5 ? 176 : 144);  // weight bytes: the plain block
         const uint8_t* blk = wg + b * kWBlock;
         const uint8_t* pb = prep + b * kKPairBlock;
         const int8x16_t s0 = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 16)), s1 = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 32));
@@ -88,6 +89,7 @@ void tile(const uint8_t* wg, const uint8_t* prep, size_t prep_bytes, int64_t nb,
             acc[t] = vfmaq_f32(acc[t], vcvtq_f32_s32(isum[t]), vmulq_f32(dw, da));
             acc[t] = vfmsq_f32(acc[t], vcvtq_f32_s32(vpaddq_s32(m01, m23)), vmulq_f32(dm, da));
         }
+        LOOM_MCA_END();
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }

@@ -55,6 +55,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out)
     float32x4_t acc[2 * NP];
     for (int i = 0; i < 2 * NP; ++i) acc[i] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("smmla", 2 * NP, kRows, 256, kQ5 ? 176 : 144);  // weight bytes: the plain block
         const uint8_t* blk = wg + b * kWBlock;
         const uint8_t* pb = pairs + b * kKPairBlock;
         const int8x16_t s0 = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 16)), s1 = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 32));
@@ -106,6 +107,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out)
             acc[2 * p + 1] = vfmaq_f32(acc[2 * p + 1], vcvtq_f32_s32(is[2 * p + 1]), vmulq_f32(dw23, da));
             acc[2 * p + 1] = vfmsq_f32(acc[2 * p + 1], vcvtq_f32_s32(m23), vmulq_f32(dm23, da));
         }
+        LOOM_MCA_END();
     }
     for (int i = 0; i < 2 * NP; ++i) out[i] = acc[i];
 }

@@ -81,6 +81,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) 
     const size_t pair_bytes = kKPairBlock * static_cast<size_t>(nb);
     svfloat32_t a0 = svdup_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t b = 0; b < nb; ++b) {
+        LOOM_MCA_BEGIN("smmla", 2 * NP, kRows, 256, kQ5 ? 176 : 144);  // weight bytes: the plain block
         const uint8_t* blk = wg + b * kWBlock;
         const uint8_t* pbk = pairs + b * kKPairBlock;
         const svuint8_t stab = svld1_u8(pb, blk + 16);
@@ -106,6 +107,7 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) 
         if constexpr (NP > 1) block_end(a1, i1, pbk + pair_bytes, M, dw, dm, pw);
         if constexpr (NP > 2) block_end(a2, i2, pbk + 2 * pair_bytes, M, dw, dm, pw);
         if constexpr (NP > 3) block_end(a3, i3, pbk + 3 * pair_bytes, M, dw, dm, pw);
+        LOOM_MCA_END();
     }
     svst1_f32(pw, out[0], a0);
     if constexpr (NP > 1) svst1_f32(pw, out[1], a1);
