@@ -54,7 +54,8 @@ void print_summary(const quant::QuantizeOptions& o, const quant::QuantizeSummary
     if (s.fallbacks.empty()) {
         std::fprintf(stderr, "quantize: no fallbacks\n");
     } else {
-        std::fprintf(stderr, "quantize: %zu fallbacks (row length or row count does not fit the type):\n", s.fallbacks.size());
+        std::fprintf(stderr, "quantize: %zu fallback%s (row length or row count does not fit the type):\n",
+                     s.fallbacks.size(), s.fallbacks.size() == 1 ? "" : "s");
         for (const auto& f : s.fallbacks) std::fprintf(stderr, "  %s\n", f.c_str());
     }
 }

@@ -61,11 +61,10 @@ std::string model(const std::string& name) { return (test::shared_dir() / "model
 bool have_loom() { return fs::exists(std::string(LOOM_BIN_DIR) + "/loom"); }
 
 // A two-tensor model of the given weight type (rows of 256), made here.
-void write_tiny(const std::string& path, GgmlType type, int64_t rows = 256) {
+void write_tiny(const std::string& path, GgmlType type, int64_t rows = 256, int64_t cols = 256) {
     gguf::Writer w;
     w.set("general.architecture", gguf::Value::string("llama"));
     w.set("llama.block_count", gguf::Value::u32(1));
-    const int64_t cols = 256;
     std::vector<float> x(static_cast<size_t>(cols * rows));
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>((i * 2654435761u) % 2001) - 1000) / 1000.0f;
     std::vector<uint8_t> data(row_bytes(type, cols) * static_cast<size_t>(rows));
@@ -236,4 +235,19 @@ TEST(CliQuantize, WriteFailureLeavesNoBrokenOutput) {
     EXPECT_EQ(read_all(out), "previous contents");
     for (const auto& e : fs::directory_iterator(tmp.path))
         EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+// Rows of 96 cannot hold Q4_K: the matrix falls back and the summary names it.
+TEST(CliQuantize, SummaryListsFallbacks) {
+    if (!have_loom()) GTEST_SKIP() << "loom binary not built";
+    TempDir tmp;
+    const std::string in = tmp.file("in.gguf"), out = tmp.file("out.gguf");
+    write_tiny(in, GgmlType::F16, 64, 96);
+    const CliRun r = run_loom("quantize " + q(in) + " " + q(out) + " q4_k_m");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("1 fallback ("), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("blk.0.attn_q.weight (96 x 64): Q4_K does not fit, wrote Q4_0"), std::string::npos) << r.out;
+    auto f = gguf::File::open(out);
+    EXPECT_EQ(f->find_tensor("blk.0.attn_q.weight")->type, GgmlType::Q4_0);
+    EXPECT_EQ(f->get_int("general.file_type"), 15);
 }
