@@ -29,6 +29,8 @@ const std::vector<SynthShape>& synth_shapes() {
         {"tiny-llama3", "llama", "tiny Llama 3.1 for tests", 64, 2, 4, 1, 16, 96, 512, 131072, 500000, 1e-5f, true, 8, 0, 0, 0},
         {"tiny-phi3", "phi3", "tiny Phi-3 for tests", 64, 2, 4, 2, 16, 96, 512, 4096, 10000, 1e-5f, false, 0, 0, 0, 0},
         {"tiny-gemma2", "gemma2", "tiny Gemma 2 for tests", 64, 3, 4, 2, 32, 96, 512, 8192, 10000, 1e-6f, true, 0, 8, 3, 10},
+        // Rows of whole 256-blocks (K-quants; Q4_0 with its Q6_K head).
+        {"tiny-256", "llama", "tiny Llama 3.1 with 256-wide rows for tests", 256, 2, 4, 2, 64, 256, 512, 131072, 500000, 1e-5f, false, 8, 0, 0, 0},
     };
     return shapes;
 }
