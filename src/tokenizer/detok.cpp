@@ -99,6 +99,9 @@ void StreamDecoder::reset() {
 }
 
 std::string StreamDecoder::push(int32_t id) {
+    // An id outside the vocabulary has no text and, as in detokenize(), does not
+    // count as the first token (whose leading space is stripped).
+    if (id < 0 || id >= tok_.n_vocab()) return {};
     std::string p = tok_.token_to_piece(id, render_special_);
     if (first_ && strip_leading_space_ && !tok_.is_control(id) &&
         tok_.token_type(id) != TokenType::Unused) {

@@ -26,6 +26,24 @@ TEST(TokenizerUtf8, SanitizeMaximalSubparts) {
     EXPECT_TRUE(utf8_valid(std::string("a\0b", 3)));
 }
 
+// An id outside the vocabulary has no text and does not count as the first token:
+// the stream strips the leading space of the first real piece, as detokenize() does
+// (found by fuzz/detok.cpp).
+TEST(TokenizerStream, OutOfRangeIdIsNotTheFirstToken) {
+    LOOM_REQUIRE_SHARED();
+    const loom::Tokenizer& tok = loom::test::vocab("llama-spm");
+    const auto ids = tok.tokenize("Hello world", false, false);
+    ASSERT_FALSE(ids.empty());
+    std::vector<int32_t> with_bad = {tok.n_vocab() + 5, -1};
+    with_bad.insert(with_bad.end(), ids.begin(), ids.end());
+    loom::StreamDecoder dec(tok, false, /*strip_leading_space=*/true);
+    std::string out;
+    for (int32_t id : with_bad) out += dec.push(id);
+    out += dec.flush();
+    EXPECT_EQ(out, "Hello world");
+    EXPECT_EQ(out, tok.detokenize(with_bad));
+}
+
 TEST(TokenizerStream, EmojiOverByteTokensEmittedWhole) {
     LOOM_REQUIRE_SHARED();
     const loom::Tokenizer& tok = loom::test::vocab("llama-spm");
