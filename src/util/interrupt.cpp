@@ -1,8 +1,11 @@
 #include "util/interrupt.h"
 
+#include <cerrno>
 #include <csignal>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 namespace loom {
 
@@ -16,6 +19,17 @@ extern "C" void on_sigint(int) {
         return;
     }
     g_interrupted = 1;
+    // A read of standard input that starts after this (a REPL that printed its
+    // prompt just before the signal) must not block: it now reads /dev/null (EOF).
+    // A read already blocked returns EINTR (no SA_RESTART). Both calls are
+    // async-signal-safe; errno is kept for the interrupted code.
+    const int saved = errno;
+    const int fd = ::open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        ::dup2(fd, 0);
+        if (fd != 0) ::close(fd);
+    }
+    errno = saved;
 }
 }  // namespace
 

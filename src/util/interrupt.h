@@ -9,7 +9,9 @@ namespace loom {
 inline constexpr int kInterruptedExitCode = 130;  // 128 + SIGINT
 
 // Installs the handler (idempotent). Blocking reads (a terminal's line) return
-// early with EINTR instead of being restarted, so a REPL sees the interrupt.
+// early with EINTR instead of being restarted, and standard input then reads as
+// empty (/dev/null), so a REPL sees the interrupt even if it arrives between its
+// prompt and its read.
 void install_interrupt_handler();
 bool interrupted();       // a SIGINT arrived since the handler was installed
 void clear_interrupt();   // tests
