@@ -38,10 +38,10 @@ namespace {
 
 GgmlType synth_type(const std::string& type) {
     auto t = type_from_name(type);
-    if (!t || (*t != GgmlType::Q4_0 && *t != GgmlType::Q8_0 && *t != GgmlType::F16 && *t != GgmlType::BF16 &&
-               *t != GgmlType::F32))
+    if (!t || (*t != GgmlType::Q4_0 && *t != GgmlType::Q8_0 && *t != GgmlType::Q4_K && *t != GgmlType::Q5_K &&
+               *t != GgmlType::Q6_K && *t != GgmlType::F16 && *t != GgmlType::BF16 && *t != GgmlType::F32))
         throw std::invalid_argument("--type: unknown or unsupported weight type '" + type +
-                                    "' (synthetic models: q4_0, q8_0, f16, bf16, f32)");
+                                    "' (synthetic models: q4_0, q8_0, q4_k, q5_k, q6_k, f16, bf16, f32)");
     return *t;
 }
 

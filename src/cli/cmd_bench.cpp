@@ -285,7 +285,7 @@ void add_bench(CLI::App& app) {
         "--probe measures them again. Compare two saved reports: loom bench compare A.json B.json.");
     c->add_option("-m,--model", o->model, "GGUF model file");
     c->add_option("--synthetic", o->synthetic, "Benchmark a synthetic model of this shape (" + shapes + ")");
-    c->add_option("--type", o->type, "Weight type of the synthetic model (q4_0, q8_0, f16, bf16, f32)")->capture_default_str();
+    c->add_option("--type", o->type, "Weight type of the synthetic model (q4_0, q8_0, q4_k, q5_k, q6_k, f16, bf16, f32)")->capture_default_str();
     c->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens per user, list")->capture_default_str();
     c->add_option("-n,--n-gen", o->n_gen, "Generated tokens (decode steps) per user, list")->capture_default_str();
     c->add_option("-b,--batch", o->batch, "Concurrent users (sequences per batch), list")->capture_default_str();

@@ -15,7 +15,7 @@ void add_synth(CLI::App& app) {
     auto* c = app.add_subcommand("synth", "Write a synthetic model: real tensor names, shapes and metadata, random weights");
     c->footer("Shapes:" + shapes);
     c->add_option("--shape", o->shape, "Model shape (see below)")->capture_default_str();
-    c->add_option("--type", o->type, "Weight type: q4_0 (with Q6_K head, like real files), q8_0, f16, bf16, f32")->capture_default_str();
+    c->add_option("--type", o->type, "Weight type: q4_0, q4_k, q5_k (each with a Q6_K head, like real files), q6_k, q8_0, f16, bf16, f32")->capture_default_str();
     c->add_option("-o,--output", o->out, "Output GGUF file")->required();
     c->add_option("--layers", o->layers, "Override the number of layers (0 = the shape's)");
     c->add_option("--seed", o->seed, "Random seed")->capture_default_str();
