@@ -14,6 +14,9 @@ void add_tokenize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_chat(CLI::App& app);      // chat REPL (cmd_chat.cpp)     // bench, bench compare (cmd_bench.cpp)
 void add_quantize(CLI::App& app);  // cmd_quantize.cpp
+#ifdef LOOM_HAVE_HTTP
+void add_serve(CLI::App& app);     // OpenAI-compatible server (cmd_serve.cpp)
+#endif
 
 // Chat template from --chat-template or the model file (cmd_chat.cpp).
 }  // namespace loom::cli

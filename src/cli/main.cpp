@@ -22,8 +22,11 @@ int main(int argc, char** argv) {
     loom::cli::add_chat(app);
     loom::cli::add_bench(app);
     loom::cli::add_quantize(app);
+#ifdef LOOM_HAVE_HTTP
+    loom::cli::add_serve(app);
+#endif
     // llama.cpp's multi-letter short flags, which CLI11 cannot declare.
-    static const char* const kAliases[][2] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}};
+    static const char* const kAliases[][2] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-np", "--parallel"}};
     std::vector<char*> args(argv, argv + argc);
     for (char*& a : args)
         for (const auto& [from, to] : kAliases)
