@@ -327,8 +327,12 @@ void add_bench(CLI::App& app) {
     rp->footer("Save a report with: loom bench ... -o json > REPORT.json");
     rp->callback([ro] { run_report(*ro); });
 
-    c->callback([o, cmp, rp] {
-        if (cmp->parsed() || rp->parsed()) return;
+    CLI::App* sv = nullptr;
+#ifdef LOOM_HAVE_HTTP
+    sv = add_bench_serve(c);
+#endif
+    c->callback([o, cmp, rp, sv] {
+        if (cmp->parsed() || rp->parsed() || (sv && sv->parsed())) return;
         run_bench(*o);
     });
 }

@@ -16,6 +16,7 @@ void add_chat(CLI::App& app);      // chat REPL (cmd_chat.cpp)     // bench, ben
 void add_quantize(CLI::App& app);  // cmd_quantize.cpp
 #ifdef LOOM_HAVE_HTTP
 void add_serve(CLI::App& app);     // OpenAI-compatible server (cmd_serve.cpp)
+CLI::App* add_bench_serve(CLI::App* bench);  // bench serve (cmd_serve_bench.cpp)
 #endif
 
 // Chat template from --chat-template or the model file (cmd_chat.cpp).

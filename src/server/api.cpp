@@ -280,6 +280,7 @@ ApiRequest parse_request_json(const json& body, ApiKind kind) {
     r.frequency_penalty = static_cast<float>(get_number(body, "frequency_penalty", 0.0, -2.0, 2.0));
     r.stop = parse_stop(body);
     r.n = static_cast<int>(get_int(body, "n", 1, 1, kMaxChoices));
+    r.ignore_eos = get_bool(body, "ignore_eos", false);
 
     if (kind == ApiKind::Chat) {
         r.logprobs = get_bool(body, "logprobs", false);

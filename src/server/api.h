@@ -45,6 +45,7 @@ struct ApiRequest {
     int n = 1;
     bool logprobs = false;
     int top_logprobs = 0;
+    bool ignore_eos = false;              // llama.cpp's: end tokens do not stop
 };
 
 inline constexpr int kMaxChoices = 16;

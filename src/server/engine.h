@@ -59,6 +59,7 @@ struct GenParams {
     int n = 1;                       // choices; they share the prompt's cells
     int n_probs = 0;                 // top alternatives per token (0: none)
     bool logprobs = false;           // logprob of each sampled token
+    bool ignore_eos = false;         // end tokens do not stop (benchmarks)
 };
 
 struct GenCallbacks {

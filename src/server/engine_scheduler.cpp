@@ -27,6 +27,7 @@ public:
         r.max_tokens = p.max_tokens;
         r.stop = std::move(p.stop);
         r.n = p.n;
+        r.stop_at_eog = !p.ignore_eos;
         r.n_probs = p.n_probs;
         auto c = std::make_shared<GenCallbacks>(std::move(cb));
         r.on_token = [c](const TokenEvent& e) {

@@ -95,6 +95,7 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
         gp.presence_penalty = r.presence_penalty;
         gp.frequency_penalty = r.frequency_penalty;
         gp.stop = r.stop;
+        gp.ignore_eos = r.ignore_eos;
         gp.n = r.n;
         gp.logprobs = r.logprobs;
         gp.n_probs = r.top_logprobs;
