@@ -87,3 +87,9 @@ endif()
 # The include graph is a strict stack (no upward edge): checked on every test run.
 add_test(NAME layers.include_graph
          COMMAND ${CMAKE_COMMAND} -DSRC=${CMAKE_SOURCE_DIR}/src -P ${CMAKE_SOURCE_DIR}/cmake/check_layers.cmake)
+
+# The official openai npm client against `loom serve` (tests/server/js; node + npm ci).
+if(LOOM_HAVE_HTTP AND NOT CMAKE_CROSSCOMPILING)
+  add_test(NAME server.openai_js COMMAND bash ${CMAKE_SOURCE_DIR}/tests/server/js/run.sh $<TARGET_FILE:loom> ${LOOM_SHARED_DIR})
+  set_tests_properties(server.openai_js PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+endif()
