@@ -77,6 +77,7 @@ struct EngineStats {
     int running = 0, waiting = 0;
     double kv_usage = 0;             // 0..1
     uint64_t preemptions = 0;
+    uint64_t steps = 0;              // engine steps (decode calls) so far
     uint64_t prefix_queries = 0, prefix_hits = 0;  // tokens looked up / found in the prefix cache
     bool have_prefix_stats = false;  // false: the server counts them from ChoiceDone
 };

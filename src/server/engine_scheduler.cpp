@@ -73,6 +73,7 @@ public:
         e.waiting = st.waiting;
         e.kv_usage = st.kv_usage;
         e.preemptions = st.preemptions;
+        e.steps = st.steps;
         return e;  // prefix-cache tokens: counted by the server from each request's result
     }
 
