@@ -69,20 +69,22 @@ std::string render_serve_table(const json& rep) {
     out += "load:    p=" + (p.contains("n_prompt") ? p["n_prompt"][0].dump() : "?") +
            " (shared prefix " + p.value("shared_prefix", json(0)).dump() + ") n=" +
            (p.contains("n_gen") ? p["n_gen"][0].dump() : "?") + ", streamed /v1/completions, greedy\n\n";
-    const std::vector<std::string> header = {"conc", "reqs", "err",      "req/s",    "out t/s",  "TTFT p50",
+    const std::vector<std::string> header = {"conc", "reqs", "err", "p tok", "n tok", "req/s", "out t/s", "TTFT p50",
                                              "p90",  "p99",  "ITL p50",  "p90",      "p99",      "E2E p50",
                                              "p90",  "p99"};
     std::vector<std::vector<std::string>> rows;
     for (const json& r : rep.value("results", json::array())) {
         auto f = [&](const char* k, int prec) { return fmt_num(num_or_nan(r, k), prec); };
         rows.push_back({std::to_string(r.value("concurrency", 0)), std::to_string(r.value("requests", 0)),
-                        std::to_string(r.value("errors", 0)), f("req_per_s", 2), f("output_tps", 1),
+                        std::to_string(r.value("errors", 0)), f("mean_prompt_tokens", 0), f("mean_output_tokens", 0),
+                        f("req_per_s", 2), f("output_tps", 1),
                         f("ttft_ms_p50", 0), f("ttft_ms_p90", 0), f("ttft_ms_p99", 0), f("itl_ms_p50", 1),
                         f("itl_ms_p90", 1), f("itl_ms_p99", 1), f("e2e_ms_p50", 0), f("e2e_ms_p90", 0),
                         f("e2e_ms_p99", 0)});
     }
     out += text_table(header, rows, false);
-    out += "\nconc: concurrent streams; TTFT / ITL (inter-token latency) / E2E in ms, as the client saw them.\n";
+    out += "\nconc: concurrent streams; p tok / n tok: mean prompt / generated tokens (the server's usage);\n"
+           "TTFT / ITL (inter-token latency) / E2E in ms, as the client saw them.\n";
     for (const json& r : rep.value("results", json::array()))
         if (r.contains("first_error"))
             out += "errors at concurrency " + std::to_string(r.value("concurrency", 0)) + ", first: " +

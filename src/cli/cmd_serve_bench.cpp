@@ -132,7 +132,8 @@ void run_serve_bench(ServeBenchOpts o) {
         int maxc = 1;
         for (int c : o.p.concurrency) maxc = std::max(maxc, c);
         const int parallel = o.parallel > 0 ? o.parallel : maxc;
-        const int ctx = o.ctx > 0 ? o.ctx : std::max(4096, parallel * (o.p.n_prompt + o.p.n_gen + 16));
+        // Words are one to a few tokens (the vocabulary decides): room for 4 per word.
+        const int ctx = o.ctx > 0 ? o.ctx : std::max(4096, parallel * (4 * o.p.n_prompt + o.p.n_gen + 16));
         std::vector<std::string> args = {"loom", "serve", "-m", path, "--host", "127.0.0.1", "--port", "0",
                                          "--parallel", std::to_string(parallel), "-c", std::to_string(ctx),
                                          "--batch-tokens", std::to_string(o.batch_tokens),
@@ -182,7 +183,7 @@ CLI::App* add_bench_serve(CLI::App* bench) {
     c->add_option("--type", o->type, "Weight type of the synthetic model")->capture_default_str();
     c->add_option("-c,--concurrency", o->conc, "Concurrent streams, list")->capture_default_str();
     c->add_option("--requests", o->p.requests, "Requests per concurrency level (default 2 x concurrency, at least 4)");
-    c->add_option("-p,--n-prompt", o->p.n_prompt, "Prompt length in words (about one token each)")->capture_default_str();
+    c->add_option("-p,--n-prompt", o->p.n_prompt, "Prompt length in words (one to a few tokens each; the server's counts are reported)")->capture_default_str();
     c->add_option("-n,--n-gen", o->p.n_gen, "Tokens to generate per request (max_tokens, ignore_eos)")->capture_default_str();
     c->add_option("--shared-prefix", o->p.shared_prefix, "Leading prompt words shared by every request")->capture_default_str();
     c->add_option("--served-model", o->p.model, "\"model\" field to send (default: the first of /v1/models)");

@@ -1,4 +1,3 @@
-#if __has_include("runtime/scheduler.h")  // TEMP until the scheduler lands
 #include "server/engine_scheduler.h"
 
 #include <chrono>
@@ -91,6 +90,3 @@ std::unique_ptr<Engine> make_scheduler_engine(Scheduler& sched, int n_ctx) {
 }
 
 }  // namespace loom::server
-#else
-
-#endif

@@ -1,4 +1,5 @@
-// The real Engine: loom's continuous-batching Scheduler (src/runtime/scheduler.h).
+// The Engine on loom's continuous-batching Scheduler (src/runtime/scheduler.h); `loom serve`
+// switches to it from SimpleEngine once the scheduler runs requests.
 #pragma once
 #include <memory>
 

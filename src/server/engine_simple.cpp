@@ -114,8 +114,9 @@ public:
                                         " over the context of " + std::to_string(n_ctx_));
         if (p.n < 1 || p.n > sp_.n_parallel)
             throw std::invalid_argument("n = " + std::to_string(p.n) + " is over --parallel " + std::to_string(sp_.n_parallel));
-        if (p.presence_penalty != 0 || p.frequency_penalty != 0)
-            throw std::invalid_argument("presence_penalty / frequency_penalty are not supported by this engine yet");
+        if (static_cast<int64_t>(p.n) * (n_prompt + 1) > n_ctx_)
+            throw std::invalid_argument(std::to_string(p.n) + " choices of a " + std::to_string(n_prompt) +
+                                        "-token prompt do not fit in the context of " + std::to_string(n_ctx_));
         std::lock_guard lk(m_);
         if (n_queued_ >= sp_.max_waiting)
             throw EngineBusy(std::to_string(n_queued_) + " requests waiting (--max-queue " + std::to_string(sp_.max_waiting) + ")");
@@ -184,12 +185,14 @@ private:
     }
 
     bool admit(Req& r) {
-        const int n = r.p.n, np = static_cast<int>(r.p.prompt.size());
+        const int n = r.p.n;
         if (static_cast<int>(free_slots_.size()) < n) return false;
-        if (free_cells() - pending_prefill() < n * (np + 16) && !running_.empty()) return false;
+        if (free_cells() - committed() < n * reserve(r) && !running_.empty()) return false;
         r.t_admit = now();
         for (int c = 0; c < n; ++c) {
             SamplerParams sp = r.p.sampling;
+            sp.presence_penalty = r.p.presence_penalty;
+            sp.frequency_penalty = r.p.frequency_penalty;
             sp.seed += static_cast<uint64_t>(c);
             const int slot = free_slots_.back();
             free_slots_.pop_back();
@@ -199,11 +202,18 @@ private:
         return true;
     }
 
-    int pending_prefill() const {
+    // Cells a choice is counted for at admission: its prompt and up to kReserveGen
+    // generated tokens (a longer generation may find the pool full and end "length").
+    static constexpr int kReserveGen = 256;
+    static int reserve(const Req& r) {
+        return static_cast<int>(r.p.prompt.size()) + std::min(r.p.max_tokens, kReserveGen);
+    }
+    // Cells the running choices may still take within their reservation.
+    int committed() const {
         int n = 0;
         for (const auto& r : running_)
             for (const auto& s : r->seqs)
-                if (!s.done) n += std::max(0, static_cast<int>(r->p.prompt.size()) - s.pos);
+                if (!s.done) n += std::max(0, reserve(*r) - s.pos);
         return n;
     }
 

@@ -2,9 +2,10 @@
 // until the scheduler (src/runtime/scheduler.h) runs: one engine thread; every
 // step decodes one token for each generating sequence, then fills the rest of
 // the token budget with prompt chunks (first come, first served). A request is
-// admitted when its choices find free sequence slots and their worst case
-// (prompt + max_tokens each) fits in the free KV cells, so nothing runs out of
-// cells mid-way (no preemption). No prefix cache: each choice encodes its prompt.
+// admitted when its choices find free sequence slots and the free KV cells hold
+// their prompts plus up to 256 generated tokens each beyond what the running
+// choices may still take; a longer generation that finds the pool full ends
+// "length" (no preemption). No prefix cache: each choice encodes its prompt.
 #pragma once
 #include <memory>
 

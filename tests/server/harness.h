@@ -112,7 +112,9 @@ private:
                         server::TokenOut t;
                         t.choice = c;
                         t.token = 100 + r.produced;
-                        t.text = "w" + std::to_string(r.produced) + " ";
+                        t.text = std::to_string(r.produced);  // "w<k> " (appended, not "w" + ...: GCC 12's
+                        t.text.insert(0, 1, 'w');             // -Wrestrict misfires on operator+ here)
+                        t.text += ' ';
                         t.t = now();
                         if (!r.cb.on_token(t)) ended = true;
                     }
