@@ -72,7 +72,7 @@ void run_serve(const ServeOpts& o) {
 
     auto model = Model::load(o.model);
     auto tok = Tokenizer::from_gguf(model->file());
-    const ChatTemplate tmpl = pick_template(*model, o.tmpl);
+    const ChatTemplate tmpl = pick_template(*model, *tok, o.tmpl);
     ContextParams cp;
     cp.n_ctx = o.ctx;
     cp.n_threads = o.threads;
@@ -123,7 +123,7 @@ void add_serve(CLI::App& app) {
     c->add_option("--alias", o->alias, "Model name in responses and /v1/models (default: the file name)");
     c->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
     c->add_option("--http-threads", o->http_threads, "HTTP worker threads (default: parallel + max-queue + 16)");
-    c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2 (default: from the file)");
+    c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2, chatml (default: from the file)");
     c->add_option("-t,--threads", o->threads, "Compute threads (0 = all cores)");
     add_cpu_mask_option(c, o->cpu_mask);
     add_cache_type_options(c, o->type_k, o->type_v);
