@@ -8,8 +8,7 @@
 
 #include "harness.h"
 #include "model/model.h"
-#include "runtime/scheduler.h"
-#include "server/engine_scheduler.h"
+#include "server/engine_simple.h"
 
 using namespace loom;
 using namespace loom::test;
@@ -20,7 +19,6 @@ namespace {
 struct RealServer {
     std::unique_ptr<Model> model;
     std::unique_ptr<Tokenizer> tok;
-    std::unique_ptr<Scheduler> sched;
     std::unique_ptr<server::Engine> eng;
     std::unique_ptr<server::HttpServer> http;
     int port = 0;
@@ -30,15 +28,13 @@ struct RealServer {
         ContextParams cp;
         cp.n_ctx = ctx;
         cp.n_threads = 2;
-        cp.n_seq_max = 2 * n_parallel + 8;
+        cp.n_seq_max = n_parallel;
         cp.n_batch = batch_tokens;
-        SchedulerParams sp;
+        server::SimpleEngineParams sp;
         sp.n_parallel = n_parallel;
         sp.batch_tokens = batch_tokens;
         sp.max_waiting = 64;
-        sched = std::make_unique<Scheduler>(*model, cp, sp, tok.get());
-        sched->start();
-        eng = server::make_scheduler_engine(*sched, ctx);
+        eng = server::make_simple_engine(*model, cp, sp, *tok);
         server::ServerOptions o;
         o.port = 0;
         o.n_parallel = n_parallel;
@@ -48,7 +44,7 @@ struct RealServer {
     }
     ~RealServer() {
         http->stop();
-        sched->stop();
+        eng.reset();
     }
     json post(const std::string& path, const json& body, int expect = 200) const {
         httplib::Client c("127.0.0.1", port);
