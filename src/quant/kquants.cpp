@@ -124,7 +124,12 @@ float vec_dot_q8_K_q8_K(const BlockQ8_K* w, const BlockQ8_K* a, int64_t n) {
 // ------------------------------------------------------------------ Q4_K, Q5_K
 // quantize_block_k_asym, quantize_row_q4_K / q5_K / q6_K: quantize_rows.cpp.
 
-void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
+namespace {
+
+// Q4_K and Q5_K differ only in how a code is read (Code); scales, mins and the
+// float steps are the same.
+template <typename B, int (*Code)(const B&, int)>
+void dequantize_k_asym(const B* x, float* y, int64_t n) {
     const int64_t nb = n / QK_K;
     for (int64_t i = 0; i < nb; ++i, y += QK_K) {
         const float d = fp16_to_f32(x[i].d);
@@ -134,23 +139,23 @@ void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
             get_scale_min_k4(j, x[i].scales, &sc, &m);
             const float d1 = d * sc;
             const float m1 = min * m;
-            for (int l = 0; l < 32; ++l)
-                y[32 * j + l] = d1 * static_cast<float>(q4_K_code(x[i], 32 * j + l)) - m1;
+            for (int l = 0; l < 32; ++l) y[32 * j + l] = d1 * static_cast<float>(Code(x[i], 32 * j + l)) - m1;
         }
     }
 }
 
-float vec_dot_q4_K_q8_K(const BlockQ4_K* w, const BlockQ8_K* a, int64_t n) {
+template <typename B, int (*Code)(const B&, int)>
+float vec_dot_k_asym(const B* w, const BlockQ8_K* a, int64_t n) {
     const int64_t nb = n / QK_K;
     float sumf = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
-        int32_t isum = 0;  // sum_j sc_j * <q4, q8> over sub-block j
+        int32_t isum = 0;  // sum_j sc_j * <q, q8> over sub-block j
         int32_t msum = 0;  // sum_j m_j * (sum of q8 in sub-block j), from bsums
         for (int j = 0; j < QK_K / 32; ++j) {
             uint8_t sc, m;
             get_scale_min_k4(j, w[i].scales, &sc, &m);
             int32_t dot = 0;
-            for (int l = 0; l < 32; ++l) dot += q4_K_code(w[i], 32 * j + l) * a[i].qs[32 * j + l];
+            for (int l = 0; l < 32; ++l) dot += Code(w[i], 32 * j + l) * a[i].qs[32 * j + l];
             isum += sc * dot;
             msum += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
         }
@@ -161,40 +166,15 @@ float vec_dot_q4_K_q8_K(const BlockQ4_K* w, const BlockQ8_K* a, int64_t n) {
     return sumf;
 }
 
-void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
-    const int64_t nb = n / QK_K;
-    for (int64_t i = 0; i < nb; ++i, y += QK_K) {
-        const float d = fp16_to_f32(x[i].d);
-        const float min = fp16_to_f32(x[i].dmin);
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t sc, m;
-            get_scale_min_k4(j, x[i].scales, &sc, &m);
-            const float d1 = d * sc;
-            const float m1 = min * m;
-            for (int l = 0; l < 32; ++l)
-                y[32 * j + l] = d1 * static_cast<float>(q5_K_code(x[i], 32 * j + l)) - m1;
-        }
-    }
-}
+}  // namespace
 
+void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) { dequantize_k_asym<BlockQ4_K, q4_K_code>(x, y, n); }
+void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) { dequantize_k_asym<BlockQ5_K, q5_K_code>(x, y, n); }
+float vec_dot_q4_K_q8_K(const BlockQ4_K* w, const BlockQ8_K* a, int64_t n) {
+    return vec_dot_k_asym<BlockQ4_K, q4_K_code>(w, a, n);
+}
 float vec_dot_q5_K_q8_K(const BlockQ5_K* w, const BlockQ8_K* a, int64_t n) {
-    const int64_t nb = n / QK_K;
-    float sumf = 0.0f;
-    for (int64_t i = 0; i < nb; ++i) {
-        int32_t isum = 0, msum = 0;
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t sc, m;
-            get_scale_min_k4(j, w[i].scales, &sc, &m);
-            int32_t dot = 0;
-            for (int l = 0; l < 32; ++l) dot += q5_K_code(w[i], 32 * j + l) * a[i].qs[32 * j + l];
-            isum += sc * dot;
-            msum += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
-        }
-        const float d = fp16_to_f32(w[i].d) * a[i].d;
-        const float dmin = fp16_to_f32(w[i].dmin) * a[i].d;
-        sumf += d * static_cast<float>(isum) - dmin * static_cast<float>(msum);
-    }
-    return sumf;
+    return vec_dot_k_asym<BlockQ5_K, q5_K_code>(w, a, n);
 }
 
 // ------------------------------------------------------------------ Q6_K
