@@ -6,18 +6,12 @@
 #include <span>
 #include <vector>
 
-#include "model/model.h"
 #include "kv/kv_cache.h"
+#include "model/model.h"
+#include "runtime/batch_decoder.h"
 #include "util/threadpool.h"
 
 namespace loom {
-
-struct BatchToken {
-    int32_t token;
-    int32_t pos;
-    int32_t seq;
-    bool logits = false;
-};
 
 struct ContextParams {
     int n_ctx = 4096;     // KV cells shared by all sequences
@@ -28,7 +22,7 @@ struct ContextParams {
     int n_batch = 512;    // most tokens one forward pass evaluates (decode splits larger batches)
 };
 
-class Context {
+class Context final : public BatchDecoder {
 public:
     Context(const Model& model, const ContextParams& params);
 
@@ -37,26 +31,28 @@ public:
     // whole batch before changing anything: bad ids and a full context throw
     // (std::invalid_argument / ContextFull) and leave the cache as it was.
     // Evaluated in steps of at most n_batch tokens, with the same logits as one pass.
-    void decode(std::span<const BatchToken> batch);
+    void decode(std::span<const BatchToken> batch) override;
 
     // Logits of the i-th token that asked for them in the last batch.
-    std::span<const float> logits(int i) const;
+    std::span<const float> logits(int i) const override;
     int n_outputs() const { return n_outputs_; }
-    int n_vocab() const { return model_.hparams().n_vocab; }
+    int n_vocab() const override { return model_.hparams().n_vocab; }
 
-    void remove_seq(int32_t seq) { kv_.remove_seq(seq); }
+    void remove_seq(int32_t seq) override { kv_.remove_seq(seq); }
     // dst (empty) shares src's cells at positions <= upto_pos (KvCache::fork); its next
     // token goes at upto_pos + 1. Throws std::invalid_argument (ids, or see can_fork).
-    void fork(int32_t src, int32_t dst, int32_t upto_pos);
-    bool can_fork(int32_t src, int32_t upto_pos) const { return kv_.can_fork(src, upto_pos); }
+    void fork(int32_t src, int32_t dst, int32_t upto_pos) override;
+    bool can_fork(int32_t src, int32_t upto_pos) const override { return kv_.can_fork(src, upto_pos); }
     // Drops seq's positions >= pos (rollback); decoding goes on from pos.
-    void seq_rm(int32_t seq, int32_t pos) { kv_.seq_rm(seq, pos); }
-    void clear() { kv_.clear(); }
+    void seq_rm(int32_t seq, int32_t pos) override { kv_.seq_rm(seq, pos); }
+    void clear() override { kv_.clear(); }
     int32_t seq_pos_max(int32_t seq) const { return kv_.seq_pos_max(seq); }
     const KvCache& kv() const { return kv_; }
     const Model& model() const { return model_; }
     ThreadPool& pool() { return pool_; }
-    int n_ctx() const { return kv_.n_cells(); }
+    int n_ctx() const override { return kv_.n_cells(); }
+    int n_seq_max() const override { return params_.n_seq_max; }
+    int n_free() const override { return kv_.n_free(); }
     const ContextParams& params() const { return params_; }
 
     // Convenience: a whole prompt for one sequence (logits of the last token).

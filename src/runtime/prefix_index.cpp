@@ -4,7 +4,7 @@
 
 namespace loom {
 
-PrefixIndex::PrefixIndex(Context& ctx) : ctx_(ctx), slots_(static_cast<size_t>(ctx.params().n_seq_max)) {}
+PrefixIndex::PrefixIndex(BatchDecoder& dec) : dec_(dec), slots_(static_cast<size_t>(dec.n_seq_max())) {}
 
 uint64_t PrefixIndex::chain(uint64_t h, std::span<const int32_t> block) {
     for (int32_t t : block) {  // splitmix64 over (h, t)
@@ -27,7 +27,7 @@ PrefixIndex::Match PrefixIndex::find(std::span<const int32_t> want) {
     Match best;
     auto consider = [&](int32_t slot) {
         const int len = std::min<int>(common_prefix(want, slots_[slot].tokens), static_cast<int>(want.size()));
-        if (len > best.len && ctx_.can_fork(slot, len - 1)) best = {slot, len};
+        if (len > best.len && dec_.can_fork(slot, len - 1)) best = {slot, len};
     };
     // Deepest block whose chained hash some slot holds: its slots share every block
     // up to it (barring a collision, which the token check catches).
@@ -72,7 +72,7 @@ int32_t PrefixIndex::acquire(const void* owner, int32_t keep) {
 }
 
 void PrefixIndex::fork(int32_t src, int32_t dst, int len) {
-    ctx_.fork(src, dst, len - 1);
+    dec_.fork(src, dst, len - 1);
     Slot& d = slots_[dst];
     d.tokens.assign(slots_[src].tokens.begin(), slots_[src].tokens.begin() + len);
     index_blocks(dst);
@@ -80,7 +80,7 @@ void PrefixIndex::fork(int32_t src, int32_t dst, int len) {
 
 void PrefixIndex::adopt(int32_t slot, const void* owner, int len) {
     Slot& sl = slots_[slot];
-    ctx_.seq_rm(slot, len);
+    dec_.seq_rm(slot, len);
     if (sl.tokens.size() > static_cast<size_t>(len)) {
         unindex(slot);
         sl.tokens.resize(static_cast<size_t>(len));
@@ -126,7 +126,7 @@ void PrefixIndex::to_cached(int32_t slot) {
 
 void PrefixIndex::release(int32_t slot) {
     unindex(slot);
-    ctx_.remove_seq(slot);
+    dec_.remove_seq(slot);
     Slot& sl = slots_[slot];
     sl.used = false;
     sl.owner = nullptr;

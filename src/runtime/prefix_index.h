@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/context.h"
+#include "runtime/batch_decoder.h"
 
 namespace loom {
 
@@ -21,13 +21,13 @@ class PrefixIndex {
 public:
     static constexpr int kBlock = 64;
 
-    explicit PrefixIndex(Context& ctx);
+    explicit PrefixIndex(BatchDecoder& dec);
 
     struct Match {
         int32_t slot = -1;
         int len = 0;  // tokens of the query found in `slot`'s cells (0 = none)
     };
-    // The longest prefix of `want` that some slot holds and can share (Context::can_fork).
+    // The longest prefix of `want` that some slot holds and can share (BatchDecoder::can_fork).
     Match find(std::span<const int32_t> want);
     static int common_prefix(std::span<const int32_t> a, std::span<const int32_t> b);
 
@@ -60,7 +60,7 @@ private:
     void index_blocks(int32_t slot);
     void unindex(int32_t slot);
 
-    Context& ctx_;
+    BatchDecoder& dec_;
     std::vector<Slot> slots_;
     std::unordered_multimap<uint64_t, int32_t> index_;  // block hash -> slot
     uint64_t clock_ = 0;

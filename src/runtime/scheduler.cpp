@@ -24,13 +24,13 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 Scheduler::Scheduler(const Model& model, const ContextParams& cp, const SchedulerParams& sp, const Tokenizer* tok)
-    : own_ctx_(std::make_unique<Context>(model, cp)), ctx_(*own_ctx_), params_(sp), tok_(tok),
-      impl_(std::make_unique<Impl>(ctx_)) {
+    : own_ctx_(std::make_unique<Context>(model, cp)), dec_(*own_ctx_), params_(sp), tok_(tok),
+      impl_(std::make_unique<Impl>(dec_)) {
     check_params();
 }
 
-Scheduler::Scheduler(Context& ctx, const SchedulerParams& sp, const Tokenizer* tok)
-    : ctx_(ctx), params_(sp), tok_(tok), impl_(std::make_unique<Impl>(ctx_)) {
+Scheduler::Scheduler(BatchDecoder& dec, const SchedulerParams& sp, const Tokenizer* tok)
+    : dec_(dec), params_(sp), tok_(tok), impl_(std::make_unique<Impl>(dec_)) {
     check_params();
 }
 
@@ -41,10 +41,16 @@ void Scheduler::check_params() {
         throw std::invalid_argument("--batch-tokens (" + std::to_string(sp.batch_tokens) +
                                     ") must be at least --parallel (" + std::to_string(sp.n_parallel) + ")");
     if (sp.max_waiting < 0) throw std::invalid_argument("the waiting queue limit must be >= 0");
-    if (ctx_.params().n_seq_max < sp.n_parallel)
-        throw std::invalid_argument("the context's sequence ids (" + std::to_string(ctx_.params().n_seq_max) +
+    if (dec_.n_seq_max() < sp.n_parallel)
+        throw std::invalid_argument("the context's sequence ids (" + std::to_string(dec_.n_seq_max()) +
                                     ") must be at least --parallel (" + std::to_string(sp.n_parallel) + ")");
-    stats_.kv_cells = ctx_.n_ctx();
+    stats_.kv_cells = dec_.n_ctx();
+}
+
+double Scheduler::now() const {
+    if (params_.clock) return params_.clock();
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
 void Scheduler::clear_prefix_cache() {
@@ -70,7 +76,7 @@ Scheduler::~Scheduler() {
 // ------------------------------------------------------------------ submitting
 
 uint64_t Scheduler::submit(Request r) {
-    const int n_vocab = ctx_.n_vocab(), n_ctx = ctx_.n_ctx();
+    const int n_vocab = dec_.n_vocab(), n_ctx = dec_.n_ctx();
     const int P = static_cast<int>(r.prompt.size());
     if (P == 0) throw std::invalid_argument("the prompt is empty");
     for (int32_t t : r.prompt)
@@ -107,7 +113,7 @@ uint64_t Scheduler::submit(Request r) {
     q->res.prompt_tokens = P;
     q->res.choices.resize(q->r.n);
     q->n_open = q->r.n;
-    q->t_submit = sched_now_s();
+    q->t_submit = now();
     uint64_t id;
     {
         std::lock_guard lk(mu_);
@@ -184,7 +190,7 @@ void Scheduler::finish_seq(Seq* s, FinishReason why, bool keep_cells) {
     std::erase(m.running, s);
     std::erase(m.waiting, s);
     if (--q.n_open == 0) {
-        const double t = sched_now_s();
+        const double t = now();
         q.res.finish = q.res.choices[0].finish;
         q.res.generated_tokens = 0;
         for (const ChoiceResult& c : q.res.choices) q.res.generated_tokens += static_cast<int>(c.tokens.size());
@@ -281,9 +287,9 @@ void Scheduler::admit() {
         // Cells: the rest of the prompt plus a token per running sequence; cached
         // sequences give theirs up first. Nothing running: s fits once they have.
         const int need = static_cast<int>(s->tokens.size()) - hit.len + static_cast<int>(m.running.size());
-        while (ctx_.kv().n_free() < need && m.slots.evict_one()) {
+        while (dec_.n_free() < need && m.slots.evict_one()) {
         }
-        if (ctx_.kv().n_free() < need && !m.running.empty()) {
+        if (dec_.n_free() < need && !m.running.empty()) {
             m.slots.release(slot);
             break;
         }
@@ -295,7 +301,7 @@ void Scheduler::admit() {
         Req& q = *s->req;
         if (!q.admitted) {
             q.admitted = true;
-            q.t_admit = sched_now_s();
+            q.t_admit = now();
             q.res.cached_tokens = std::min(hit.len, q.res.prompt_tokens);
             std::lock_guard lk(mu_);
             --n_queued_;
@@ -340,9 +346,9 @@ bool Scheduler::step() {
             if (s->pending() > 1 && budget > 0) add(s, std::min(budget, s->pending()));
         // Cells for the batch: cached sequences give theirs up, then the youngest running
         // sequence is preempted (never the only one).
-        while (ctx_.kv().n_free() < static_cast<int>(batch.size()) && m.slots.evict_one()) {
+        while (dec_.n_free() < static_cast<int>(batch.size()) && m.slots.evict_one()) {
         }
-        if (ctx_.kv().n_free() >= static_cast<int>(batch.size())) break;
+        if (dec_.n_free() >= static_cast<int>(batch.size())) break;
         if (m.running.size() < 2) {  // cannot happen: one sequence always fits in n_ctx
             Seq* s = m.running.front();
             m.slots.release(s->slot);
@@ -356,7 +362,7 @@ bool Scheduler::step() {
         preempt(m.running.back());
     }
     try {
-        ctx_.decode(batch);
+        dec_.decode(batch);
     } catch (const std::exception& e) {
         for (const Part& p : parts) {
             p.s->req->res.error = e.what();
@@ -378,7 +384,7 @@ bool Scheduler::step() {
         m.st.prompt_tokens += static_cast<uint64_t>(std::max(0, std::min(s->n_cached, limit) - before));
     }
     for (const Part& p : parts)
-        if (p.out >= 0 && !p.s->done && !p.s->req->cancelled) sample(p.s, ctx_.logits(p.out));
+        if (p.out >= 0 && !p.s->done && !p.s->req->cancelled) sample(p.s, dec_.logits(p.out));
     reap_cancelled();
     sweep();
     ++m.st.steps;
@@ -393,8 +399,8 @@ void Scheduler::publish_stats(int step_tokens) {
     m.st.running = static_cast<int>(m.running.size());
     m.st.waiting = static_cast<int>(m.waiting.size());
     m.st.cached = m.slots.n_cached();
-    m.st.kv_cells = ctx_.n_ctx();
-    m.st.kv_used = ctx_.n_ctx() - ctx_.kv().n_free();
+    m.st.kv_cells = dec_.n_ctx();
+    m.st.kv_used = dec_.n_ctx() - dec_.n_free();
     m.st.kv_usage = static_cast<double>(m.st.kv_used) / m.st.kv_cells;
     std::lock_guard lk(mu_);
     stats_ = m.st;

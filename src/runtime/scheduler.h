@@ -126,6 +126,9 @@ struct SchedulerParams {
     int batch_tokens = 512;    // --batch-tokens: most tokens per step (generating + prompt chunks)
     int max_waiting = 64;      // waiting requests beyond which submit() throws Busy
     bool prefix_cache = true;  // share cached prompt prefixes (off: every prompt is encoded)
+    // Seconds on a monotonic clock, for the requests' times (RequestResult); empty =
+    // std::chrono::steady_clock. Tests give a fake one.
+    std::function<double()> clock;
 };
 
 struct SchedulerStats {
@@ -156,9 +159,10 @@ public:
     // Throws std::invalid_argument on bad parameters.
     Scheduler(const Model& model, const ContextParams& cp, const SchedulerParams& sp = {},
               const Tokenizer* tok = nullptr);
-    // On a Context of the caller's (which must outlive the scheduler and be used by
-    // nothing else meanwhile); its sequence ids must be at least n_parallel.
-    Scheduler(Context& ctx, const SchedulerParams& sp = {}, const Tokenizer* tok = nullptr);
+    // On a decoder of the caller's (a Context, or a fake in tests), which must outlive
+    // the scheduler and be used by nothing else meanwhile; its sequence ids must be at
+    // least n_parallel.
+    Scheduler(BatchDecoder& dec, const SchedulerParams& sp = {}, const Tokenizer* tok = nullptr);
     ~Scheduler();  // stops the engine thread; unfinished requests end Cancelled
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
@@ -186,7 +190,7 @@ public:
     SchedulerStats stats() const;  // any thread
     // Lets go of every cached (finished) sequence's cells. Not while the engine thread runs.
     void clear_prefix_cache();
-    const Context& context() const { return ctx_; }  // engine thread / between steps only
+    const BatchDecoder& decoder() const { return dec_; }  // engine thread / between steps only
     const SchedulerParams& params() const { return params_; }
 
 private:
@@ -205,9 +209,10 @@ private:
     void publish_stats(int step_tokens);
     void check_params();
     void engine_loop();
+    double now() const;
 
     std::unique_ptr<Context> own_ctx_;  // when the scheduler made its Context
-    Context& ctx_;
+    BatchDecoder& dec_;
     SchedulerParams params_;
     const Tokenizer* tok_;
     std::unique_ptr<Impl> impl_;  // sequences, queue, KV slots and prefix index (engine thread)

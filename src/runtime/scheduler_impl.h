@@ -1,6 +1,5 @@
 // The scheduler's private state, shared by scheduler.cpp and scheduler_sample.cpp.
 #pragma once
-#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -11,11 +10,6 @@
 #include "tokenizer/tokenizer.h"
 
 namespace loom {
-
-inline double sched_now_s() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 struct Scheduler::Req {
     uint64_t id = 0;
@@ -46,7 +40,7 @@ struct Scheduler::Seq {
 };
 
 struct Scheduler::Impl {
-    explicit Impl(Context& ctx) : slots(ctx) {}
+    explicit Impl(BatchDecoder& dec) : slots(dec) {}
     PrefixIndex slots;
     std::vector<std::unique_ptr<Req>> reqs;
     std::vector<std::unique_ptr<Seq>> seqs;  // every unfinished sequence

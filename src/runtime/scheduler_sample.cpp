@@ -16,7 +16,7 @@ void Scheduler::flush_text(Seq& s) {
 void Scheduler::sample(Seq* s, std::span<const float> logits) {
     Impl& m = *impl_;
     Req& q = *s->req;
-    if (q.t_first < 0) q.t_first = sched_now_s();
+    if (q.t_first < 0) q.t_first = now();
     if (q.r.max_tokens == 0) {  // the prompt only
         finish_seq(s, FinishReason::Length, true);
         return;
@@ -32,7 +32,7 @@ void Scheduler::sample(Seq* s, std::span<const float> logits) {
     }
     const int n_gen = s->n_generated();
     const bool at_limit = (q.r.max_tokens > 0 && n_gen >= q.r.max_tokens) ||
-                          static_cast<int>(s->tokens.size()) >= ctx_.n_ctx();
+                          static_cast<int>(s->tokens.size()) >= dec_.n_ctx();
     // Text: release what cannot be the start of a stop string.
     std::string piece;
     bool stopped = false;

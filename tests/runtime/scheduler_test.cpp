@@ -182,7 +182,7 @@ TEST(Scheduler, JoinsAndLeavesBetweenSteps) {
     EXPECT_EQ(got[3].tokens[0].size(), 1u);
     run_until_done(s, got);
     for (size_t i = 0; i < reqs.size(); ++i) expect_same(run_alone(reqs[i]), got[i], "request " + std::to_string(i));
-    EXPECT_EQ(s.stats().kv_used, s.stats().kv_cells - s.context().kv().n_free());
+    EXPECT_EQ(s.stats().kv_used, s.stats().kv_cells - s.decoder().n_free());
 }
 
 TEST(Scheduler, LongPromptIsChunkedAndNeverStallsRunningSequences) {
@@ -221,7 +221,7 @@ TEST(Scheduler, CancellationFreesCellsWithinOneStep) {
     EXPECT_TRUE(t.done);
     EXPECT_EQ(t.result.finish, FinishReason::Cancelled);
     EXPECT_EQ(s.stats().kv_used, 0);
-    EXPECT_EQ(s.context().kv().n_free(), 512);
+    EXPECT_EQ(s.decoder().n_free(), 512);
     EXPECT_FALSE(s.cancel(id));  // already finished
 
     // A callback that says cancel ends the request in the same step.
