@@ -15,7 +15,7 @@ namespace loom::cli {
 namespace {
 
 struct ServeOpts {
-    std::string model, host = "127.0.0.1", api_key, api_key_file, alias, tmpl, isa, cpu_mask;
+    std::string model, host = "127.0.0.1", api_key, api_key_file, alias, tmpl, isa, cpu_mask, replica_id;
     std::string type_k = "f16", type_v = "f16";
     int port = 8080, parallel = 8, ctx = 4096, batch_tokens = 512, max_queue = 64, threads = 0, http_threads = 0;
     size_t max_body = 8u << 20;
@@ -66,6 +66,7 @@ void run_serve(const ServeOpts& o) {
     so.max_queue = o.max_queue;
     so.http_threads = o.http_threads;
     so.max_body = o.max_body;
+    so.replica_id = o.replica_id;
     server::HttpServer http(so);
     const int port = http.start();
     std::fprintf(stderr, "loom serve: listening on http://%s:%d (loading %s)\n", o.host.c_str(), port, o.model.c_str());
@@ -121,6 +122,13 @@ void add_serve(CLI::App& app) {
     c->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY'");
     c->add_option("--api-key-file", o->api_key_file, "Read the API key from this file")->check(CLI::ExistingFile);
     c->add_option("--alias", o->alias, "Model name in responses and /v1/models (default: the file name)");
+    c->add_option("--replica-id", o->replica_id,
+                  "Name sent as the header 'X-Loom-Replica' on every response (which replica answered, behind a load balancer)")
+        ->check([](const std::string& v) {
+            for (char ch : v)
+                if (ch < 0x21 || ch > 0x7e) return std::string("printable ASCII without spaces only");
+            return std::string();
+        });
     c->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
     c->add_option("--http-threads", o->http_threads, "HTTP worker threads (default: parallel + max-queue + 16)");
     c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2, chatml (default: from the file)");

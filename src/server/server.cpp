@@ -197,6 +197,8 @@ int HttpServer::start() {
     const int threads = o.http_threads > 0 ? o.http_threads : o.n_parallel + o.max_queue + 16;
     s.svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     s.svr.set_tcp_nodelay(true);
+    // Behind a load balancer, which replica answered (affinity checks, debugging).
+    if (!o.replica_id.empty()) s.svr.set_default_headers({{"X-Loom-Replica", o.replica_id}});
     s.svr.set_payload_max_length(o.max_body);
     s.svr.set_keep_alive_max_count(1000);
     s.svr.set_keep_alive_timeout(o.keep_alive_timeout_s);

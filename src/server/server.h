@@ -33,6 +33,7 @@ struct ServerOptions {
     size_t max_body = 8u << 20;      // bytes; larger bodies get 413
     double ping_interval_s = 1.0;    // ": ping" while a streamed request waits for its first token
     int read_timeout_s = 30, write_timeout_s = 30, keep_alive_timeout_s = 5;
+    std::string replica_id;          // non-empty: every response carries "X-Loom-Replica: <id>"
 };
 
 struct ModelInfo {

@@ -241,3 +241,60 @@ TEST(ServerAuth, KeyRequired) {
     EXPECT_EQ(ok->status, 200);
     EXPECT_EQ(json::parse(ok->body)["data"][0]["id"], "tiny");
 }
+
+TEST(ServerReplica, EveryResponseNamesTheReplica) {
+    LOOM_REQUIRE_SHARED();
+    TokenizerFixture tf;
+    FakeEngine eng;
+    server::ServerOptions o;
+    o.port = 0;
+    o.replica_id = "replica-7";
+    server::HttpServer http(o);
+    const int port = http.start();
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30, 0);
+    auto loading = c.Get("/health");  // before the model: 503, still named
+    ASSERT_TRUE(loading);
+    EXPECT_EQ(loading->status, 503);
+    EXPECT_EQ(loading->get_header_value("X-Loom-Replica"), "replica-7");
+    http.set_model(model_info(*tf.tok, eng));
+    for (const char* path : {"/health", "/metrics", "/v1/models", "/no-such-route"}) {
+        auto r = c.Get(path);
+        ASSERT_TRUE(r) << path;
+        EXPECT_EQ(r->get_header_value("X-Loom-Replica"), "replica-7") << path << " " << r->status;
+    }
+    auto plain = c.Post("/v1/chat/completions", kChat, "application/json");
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(plain->status, 200);
+    EXPECT_EQ(plain->get_header_value("X-Loom-Replica"), "replica-7");
+    // A stream: the header comes with the response head, before the first event.
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.set_header("Content-Type", "application/json");
+    req.body = R"({"model":"tiny","messages":[{"role":"user","content":"hello"}],"max_tokens":4,"stream":true})";
+    std::string replica, type;
+    req.response_handler = [&](const httplib::Response& r) {
+        replica = r.get_header_value("X-Loom-Replica");
+        type = r.get_header_value("Content-Type");
+        return true;
+    };
+    req.content_receiver = [](const char*, size_t, uint64_t, uint64_t) { return true; };
+    httplib::Response res;
+    httplib::Error err;
+    ASSERT_TRUE(c.send(req, res, err));
+    EXPECT_EQ(type, "text/event-stream");
+    EXPECT_EQ(replica, "replica-7");
+}
+
+TEST(ServerReplica, NoHeaderWithoutAnId) {
+    LOOM_REQUIRE_SHARED();
+    server::ServerOptions o;
+    o.port = 0;
+    server::HttpServer http(o);
+    const int port = http.start();
+    httplib::Client c("127.0.0.1", port);
+    auto r = c.Get("/health");
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->has_header("X-Loom-Replica"));
+}
