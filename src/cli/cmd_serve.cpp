@@ -7,7 +7,8 @@
 #include "chat/chat.h"
 #include "cli/commands.h"
 #include "model/model.h"
-#include "server/engine_simple.h"
+#include "runtime/scheduler.h"
+#include "server/engine_scheduler.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -77,15 +78,17 @@ void run_serve(const ServeOpts& o) {
     ContextParams cp;
     cp.n_ctx = o.ctx;
     cp.n_threads = o.threads;
-    cp.n_seq_max = o.parallel;
+    cp.n_seq_max = 2 * o.parallel + 8;  // running sequences and cached prefixes
     cp.type_k = KvCache::parse_type(o.type_k);
     cp.type_v = KvCache::parse_type(o.type_v);
     cp.n_batch = o.batch_tokens;
-    server::SimpleEngineParams sp;
+    SchedulerParams sp;
     sp.n_parallel = o.parallel;
     sp.batch_tokens = o.batch_tokens;
     sp.max_waiting = o.max_queue;
-    auto engine = server::make_simple_engine(*model, cp, sp, *tok);
+    Scheduler sched(*model, cp, sp, tok.get());
+    sched.start();
+    auto engine = server::make_scheduler_engine(sched, o.ctx);
 
     server::ModelInfo mi;
     mi.name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
@@ -104,7 +107,7 @@ void run_serve(const ServeOpts& o) {
     sigwait(&sigs, &sig);
     std::fprintf(stderr, "loom serve: signal %d, shutting down\n", sig);
     http.stop();
-    engine.reset();
+    sched.stop();
 }
 
 }  // namespace

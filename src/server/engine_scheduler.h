@@ -1,5 +1,5 @@
-// The Engine on loom's continuous-batching Scheduler (src/runtime/scheduler.h); `loom serve`
-// switches to it from SimpleEngine once the scheduler runs requests.
+// The Engine on loom's continuous-batching Scheduler (src/runtime/scheduler.h): what
+// `loom serve` runs requests on (prefix cache, preemption, chunked prefill).
 #pragma once
 #include <memory>
 

@@ -8,7 +8,8 @@
 
 #include "harness.h"
 #include "model/model.h"
-#include "server/engine_simple.h"
+#include "runtime/scheduler.h"
+#include "server/engine_scheduler.h"
 
 using namespace loom;
 using namespace loom::test;
@@ -19,6 +20,7 @@ namespace {
 struct RealServer {
     std::unique_ptr<Model> model;
     std::unique_ptr<Tokenizer> tok;
+    std::unique_ptr<Scheduler> sched;
     std::unique_ptr<server::Engine> eng;
     std::unique_ptr<server::HttpServer> http;
     int port = 0;
@@ -28,13 +30,15 @@ struct RealServer {
         ContextParams cp;
         cp.n_ctx = ctx;
         cp.n_threads = 2;
-        cp.n_seq_max = n_parallel;
+        cp.n_seq_max = 2 * n_parallel + 8;
         cp.n_batch = batch_tokens;
-        server::SimpleEngineParams sp;
+        SchedulerParams sp;
         sp.n_parallel = n_parallel;
         sp.batch_tokens = batch_tokens;
         sp.max_waiting = 64;
-        eng = server::make_simple_engine(*model, cp, sp, *tok);
+        sched = std::make_unique<Scheduler>(*model, cp, sp, tok.get());
+        sched->start();
+        eng = server::make_scheduler_engine(*sched, ctx);
         server::ServerOptions o;
         o.port = 0;
         o.n_parallel = n_parallel;
@@ -44,7 +48,7 @@ struct RealServer {
     }
     ~RealServer() {
         http->stop();
-        eng.reset();
+        sched->stop();
     }
     json post(const std::string& path, const json& body, int expect = 200) const {
         httplib::Client c("127.0.0.1", port);
