@@ -319,6 +319,8 @@ bool Scheduler::step() {
     reap_cancelled();
     admit();
     sweep();
+    // Gauges see leaves and joins before this step's decode, not after it.
+    publish_stats(m.st.last_step_tokens);
     if (m.running.empty()) {
         publish_stats(0);
         return !m.waiting.empty();

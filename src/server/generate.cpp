@@ -101,7 +101,10 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
         gp.n_probs = r.top_logprobs;
 
         job = std::make_shared<Job>(tok, r, t_arrival);
-        job->on_complete = [this](const Job& j) { record(j); };
+        job->on_complete = [g = guard](const Job& j) {
+            std::lock_guard lk(g->m);
+            if (g->impl) g->impl->record(j);
+        };
         GenCallbacks cb;
         cb.on_token = [job](const TokenOut& t) { return job->on_token(t); };
         cb.on_done = [job](const ChoiceDone& d) { job->on_done(d); };

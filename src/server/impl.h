@@ -22,6 +22,14 @@ struct HttpServer::Impl {
     std::atomic<bool> ready{false}, stopping{false};
     std::mutex model_mutex;     // guards model while set_model runs
     ModelInfo model;
+    // Jobs outlive the server when the engine finishes them later (its destructor
+    // cancels what is left): their completion records through this guard, which the
+    // server's destructor closes, never through a dangling Impl.
+    struct Guard {
+        std::mutex m;
+        Impl* impl = nullptr;
+    };
+    std::shared_ptr<Guard> guard = std::make_shared<Guard>();
 
     void routes();
     void send_error(httplib::Response& res, const ApiError& e);

@@ -12,9 +12,16 @@ double steady_now() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-HttpServer::HttpServer(ServerOptions opts) : impl_(std::make_unique<Impl>()) { impl_->opts = std::move(opts); }
+HttpServer::HttpServer(ServerOptions opts) : impl_(std::make_unique<Impl>()) {
+    impl_->opts = std::move(opts);
+    impl_->guard->impl = impl_.get();
+}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+    stop();
+    std::lock_guard lk(impl_->guard->m);
+    impl_->guard->impl = nullptr;
+}
 
 Metrics& HttpServer::metrics() { return impl_->metrics; }
 int HttpServer::port() const { return impl_->port; }
