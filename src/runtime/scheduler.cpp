@@ -259,19 +259,22 @@ void Scheduler::admit() {
         // token (that token is decoded with logits).
         const std::span<const int32_t> want(s->tokens.data(), s->tokens.size() - 1);
         PrefixIndex::Match hit;
+        if (params_.prefix_cache) {
+            // The other choices of a request wait while the first encodes the prompt: then
+            // they take its cells and the logits of its last token (share_prompt).
+            bool sibling = false;
+            for (Seq* r : m.running) sibling = sibling || (r->req == s->req && r->n_cached < r->n_prompt);
+            if (sibling) break;
+        }
         if (params_.prefix_cache && !want.empty()) {
             hit = m.slots.find(want);
-            // A running sequence is encoding a longer common prefix right now: wait for it
-            // (the other choices of a request wait for the first).
+            // A running sequence is encoding a longer common prefix right now: wait for it.
             int best_in_flight = 0;
-            bool sibling = false;
             for (Seq* r : m.running) {
                 if (r->n_cached >= r->n_prompt) continue;
-                const int lcp = PrefixIndex::common_prefix(want, r->tokens);
-                if (lcp > best_in_flight) best_in_flight = lcp;
-                sibling = sibling || (r->req == s->req && lcp > hit.len);
+                best_in_flight = std::max(best_in_flight, PrefixIndex::common_prefix(want, r->tokens));
             }
-            if (sibling || best_in_flight >= hit.len + kPrefixBlock / 2) break;
+            if (best_in_flight >= hit.len + kPrefixBlock / 2) break;
         }
         // A cached (finished) source is taken over, cut to the common prefix; a running
         // one is forked into a slot of our own.
@@ -311,6 +314,34 @@ void Scheduler::admit() {
     }
 }
 
+// s has just encoded its prompt and is about to sample its first token: the other
+// choices of its request, when they are next in the queue, take its cells (a fork)
+// and sample their first tokens from the same logits; they decode nothing of the
+// prompt. Returns them.
+std::vector<Scheduler::Seq*> Scheduler::share_prompt(Seq* s) {
+    Impl& m = *impl_;
+    std::vector<Seq*> got;
+    if (!params_.prefix_cache || s->req->r.n == 1 || s->n_generated() != 0 ||
+        !dec_.can_fork(s->slot, s->n_prompt - 1))
+        return got;
+    while (!m.waiting.empty() && static_cast<int>(m.running.size()) < params_.n_parallel) {
+        Seq* w = m.waiting.front();
+        if (w->req != s->req || w->n_generated() != 0) break;
+        const int32_t slot = m.slots.acquire(w, s->slot);
+        if (slot < 0) break;
+        m.slots.fork(s->slot, slot, s->n_prompt);
+        w->slot = slot;
+        w->n_cached = s->n_prompt;
+        ++m.st.prefix_queries;
+        m.st.prefix_hit_tokens += static_cast<uint64_t>(s->n_prompt);
+        m.waiting.pop_front();
+        auto it = std::find_if(m.running.begin(), m.running.end(), [&](const Seq* r) { return r->age > w->age; });
+        m.running.insert(it, w);
+        got.push_back(w);
+    }
+    return got;
+}
+
 // ------------------------------------------------------------------ the step
 
 bool Scheduler::step() {
@@ -342,8 +373,11 @@ bool Scheduler::step() {
             parts.push_back({s, n, last ? n_out++ : -1});
             budget -= n;
         };
+        // prompts_first: while some prompt is being encoded, generating sequences wait.
+        auto in_prompt = [](const Seq* s) { return s->pending() > 1 || s->n_generated() == 0; };
+        const bool hold = params_.prompts_first && std::any_of(m.running.begin(), m.running.end(), in_prompt);
         for (Seq* s : m.running)
-            if (s->pending() == 1) add(s, 1);
+            if (s->pending() == 1 && (!hold || in_prompt(s))) add(s, 1);
         for (Seq* s : m.running)
             if (s->pending() > 1 && budget > 0) add(s, std::min(budget, s->pending()));
         // Cells for the batch: cached sequences give theirs up, then the youngest running
@@ -385,8 +419,14 @@ bool Scheduler::step() {
         const int limit = std::max(s->n_prompt, static_cast<int>(s->tokens.size()) - 1);
         m.st.prompt_tokens += static_cast<uint64_t>(std::max(0, std::min(s->n_cached, limit) - before));
     }
-    for (const Part& p : parts)
-        if (p.out >= 0 && !p.s->done && !p.s->req->cancelled) sample(p.s, dec_.logits(p.out));
+    for (const Part& p : parts) {
+        if (p.out < 0 || p.s->done || p.s->req->cancelled) continue;
+        const std::span<const float> row = dec_.logits(p.out);
+        const std::vector<Seq*> shared = share_prompt(p.s);
+        sample(p.s, row);
+        for (Seq* w : shared)
+            if (!w->done && !w->req->cancelled) sample(w, row);
+    }
     reap_cancelled();
     sweep();
     ++m.st.steps;

@@ -11,7 +11,8 @@
 // n_ctx cells while cells are free. A prompt's longest prefix already in the cache
 // (a system prompt, an earlier chat turn, the other choices of one request) is
 // shared, not encoded again: cells are reference-counted (KvCache::fork), found by
-// a hash of the prompt's blocks of kPrefixBlock tokens. Finished sequences stay
+// a hash of the prompt's blocks of kPrefixBlock tokens; the n choices of a request
+// take the first's cells and the logits of its last prompt token. Finished sequences stay
 // cached for reuse until their cells or sequence ids are needed (least recently used
 // first). When the pool runs out mid-generation, the youngest running sequence is
 // preempted: its cells are freed and it is encoded again later, from where it was.
@@ -125,7 +126,12 @@ struct SchedulerParams {
     int n_parallel = 4;        // --parallel: most running sequences (each choice counts)
     int batch_tokens = 512;    // --batch-tokens: most tokens per step (generating + prompt chunks)
     int max_waiting = 64;      // waiting requests beyond which submit() throws Busy
-    bool prefix_cache = true;  // share cached prompt prefixes (off: every prompt is encoded)
+    bool prefix_cache = true;  // share cached prompt prefixes and a request's prompt between
+                               // its n choices (off: every prompt is encoded, per choice)
+    // Steps that encode prompt chunks carry no generating tokens: running sequences wait
+    // until the prompts now running are in (more prompt throughput, later next tokens;
+    // loom bench's prompt phase). Off (the default): they advance every step.
+    bool prompts_first = false;
     // Seconds on a monotonic clock, for the requests' times (RequestResult); empty =
     // std::chrono::steady_clock. Tests give a fake one.
     std::function<double()> clock;
@@ -202,6 +208,7 @@ private:
     void reap_cancelled();
     void admit();
     void preempt(Seq* s);
+    std::vector<Seq*> share_prompt(Seq* s);
     void sample(Seq* s, std::span<const float> logits);
     void flush_text(Seq& s);
     void finish_seq(Seq* s, FinishReason why, bool keep_cells);

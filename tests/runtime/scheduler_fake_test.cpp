@@ -445,3 +445,67 @@ TEST(SchedulerFake, PrefixThatCannotBeForkedIsEncodedAgain) {
     EXPECT_EQ(t3.result.cached_tokens, 150 + 20 - 1);
     expect_same(alone(third), t3, "the whole conversation");
 }
+
+// n choices: the prompt is encoded once, for the first; the others fork all of its
+// cells and sample their first tokens from the same logits row.
+TEST(SchedulerFake, ChoicesShareThePromptAndItsLastLogits) {
+    for (bool share : {true, false}) {
+        FakeDecoder dec(512);
+        SchedulerParams sp;
+        sp.n_parallel = 4;
+        sp.prefix_cache = share;
+        Scheduler s(dec, sp);
+        Request r = req(prompt_of(20, 1, 1), 5, 10);
+        r.n = 4;
+        Trace t;
+        s.submit(traced(r, &t, &dec));
+        run_all(s, {&t});
+        ASSERT_EQ(dec.steps.size(), 5u);  // the prompt, then 4 steps of one token per choice
+        EXPECT_EQ(dec.steps[0].size(), share ? 20u : 80u);
+        for (size_t k = 1; k < 5; ++k) EXPECT_EQ(dec.steps[k].size(), 4u);
+        EXPECT_EQ(dec.n_forks, share ? 3 : 0);
+        EXPECT_EQ(s.stats().prompt_tokens, share ? 20u : 80u);
+        EXPECT_EQ(s.stats().prefix_hit_tokens, share ? 60u : 0u);
+        for (int c = 0; c < 4; ++c) {
+            EXPECT_EQ(t.first_step[c], 0u);
+            EXPECT_EQ(t.logits[c][0], t.logits[0][0]);
+            Request one = r;
+            one.n = 1;
+            one.sampling.seed = 10 + c;
+            Trace a = alone(one);
+            EXPECT_EQ(a.tokens[0], t.tokens[c]) << "choice " << c;
+            EXPECT_EQ(a.logits[0], t.logits[c]) << "choice " << c;
+        }
+    }
+}
+
+// prompts_first: steps that encode prompts hold no generating token.
+TEST(SchedulerFake, PromptsFirstHoldsGeneratingSequencesUntilThePromptsAreIn) {
+    for (bool first : {true, false}) {
+        FakeDecoder dec(1024);
+        SchedulerParams sp;
+        sp.n_parallel = 4;
+        sp.batch_tokens = 100;
+        sp.prompts_first = first;
+        Scheduler s(dec, sp);
+        std::vector<Request> rs;
+        std::vector<Trace> ts(4);
+        for (int i = 0; i < 4; ++i) {
+            rs.push_back(req(prompt_of(60, 1 + i, i), 3, i));
+            s.submit(traced(rs.back(), &ts[i], &dec));
+        }
+        run_all(s, {&ts[0], &ts[1], &ts[2], &ts[3]});
+        using M = std::map<int32_t, int>;
+        if (first) {
+            ASSERT_EQ(dec.steps.size(), 5u);
+            EXPECT_EQ(per_seq(dec.steps[0]), (M{{0, 60}, {1, 40}}));
+            EXPECT_EQ(per_seq(dec.steps[1]), (M{{1, 20}, {2, 60}, {3, 20}}));  // 0 waits
+            EXPECT_EQ(per_seq(dec.steps[2]), (M{{3, 40}}));                    // 0, 1, 2 wait
+            EXPECT_EQ(per_seq(dec.steps[3]), (M{{0, 1}, {1, 1}, {2, 1}, {3, 1}}));
+            EXPECT_EQ(per_seq(dec.steps[4]), (M{{0, 1}, {1, 1}, {2, 1}, {3, 1}}));
+        } else {
+            EXPECT_EQ(per_seq(dec.steps[1]), (M{{0, 1}, {1, 20}, {2, 60}, {3, 19}}));
+        }
+        for (int i = 0; i < 4; ++i) expect_same(alone(rs[i]), ts[i], "request " + std::to_string(i));
+    }
+}

@@ -122,7 +122,8 @@ void sixteen_together(bool shared_system) {
     int total_prompt = 0;
     for (int i = 0; i < 16; ++i) {
         std::vector<int32_t> p = shared_system ? system : std::vector<int32_t>{};
-        const auto user = random_tokens(5 + 3 * i, 100 + i);
+        auto user = random_tokens(5 + 3 * i, 100 + i);
+        user[0] = 400 + i;  // distinct first tokens: the system prompt is all they share
         p.insert(p.end(), user.begin(), user.end());
         total_prompt += static_cast<int>(p.size());
         reqs.push_back(make_request(p, 6 + i % 5, 1000 + i));
@@ -141,11 +142,13 @@ void sixteen_together(bool shared_system) {
     EXPECT_EQ(st.prefix_queries, 16u);
     if (shared_system) {
         // The system prompt was encoded once: the 15 others found it in the cache.
-        EXPECT_GE(st.prefix_hit_tokens, 15u * 300u);
-        EXPECT_EQ(st.prompt_tokens, static_cast<uint64_t>(total_prompt) - st.prefix_hit_tokens);
-        for (size_t i = 1; i < got.size(); ++i) EXPECT_GE(got[i].result.cached_tokens, 300);
+        EXPECT_EQ(st.prefix_hit_tokens, 15u * 300u);
+        EXPECT_EQ(st.prompt_tokens, static_cast<uint64_t>(total_prompt) - 15u * 300u);
+        for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].result.cached_tokens, i == 0 ? 0 : 300) << i;
     } else {
-        EXPECT_EQ(st.prompt_tokens + st.prefix_hit_tokens, static_cast<uint64_t>(total_prompt));
+        // The prompts share no first token: every token is encoded.
+        EXPECT_EQ(st.prefix_hit_tokens, 0u);
+        EXPECT_EQ(st.prompt_tokens, static_cast<uint64_t>(total_prompt));
     }
     EXPECT_EQ(st.running, 0);
     EXPECT_EQ(st.requests_done, 16u);
@@ -305,7 +308,9 @@ TEST(Scheduler, ChoicesShareThePromptAndEachEqualsItsSeedAlone) {
         EXPECT_EQ(alone.tokens[0], got.tokens[c]) << "choice " << c;
         EXPECT_EQ(0, std::memcmp(alone.logits[0][0].data(), got.logits[c][0].data(), alone.logits[0][0].size() * 4));
     }
-    EXPECT_EQ(s.stats().prefix_hit_tokens, 2u * 39u);  // the others share all but the last prompt token
+    // The others share the whole prompt and the first's last logits: 40 tokens decoded.
+    EXPECT_EQ(s.stats().prefix_hit_tokens, 2u * 40u);
+    EXPECT_EQ(s.stats().prompt_tokens, 40u);
     EXPECT_EQ(got.result.generated_tokens, 21);
 }
 
