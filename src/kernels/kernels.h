@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gguf/types.h"
 
@@ -57,10 +58,27 @@ struct MatmulKernel {
     // reference quantizer for that type).
     void (*quantize)(const float* x, void* y, int64_t n_in);
     // y[t * ldy + o] for t in [0, T), o in [o0, o1); o0 a multiple of row_group,
-    // o1 a multiple of row_group or n_out. act: T rows of act_row_bytes each.
-    void (*matmul)(const uint8_t* w, const uint8_t* act, size_t act_row_bytes, float* y, int64_t ldy,
-                   int64_t n_in, int64_t n_out, int64_t o0, int64_t o1, int64_t T);
+    // o1 a multiple of row_group or n_out. act: T rows of act_row_bytes each; prep:
+    // their prepared form (below; 64-byte aligned), nullptr for kernels without one.
+    void (*matmul)(const uint8_t* w, const uint8_t* act, size_t act_row_bytes, const uint8_t* prep, float* y,
+                   int64_t ldy, int64_t n_in, int64_t n_out, int64_t o0, int64_t o1, int64_t T);
+    // Activation preparation, a step of its own: the quantized rows rearranged into the
+    // layout the kernel's inner loop reads (register tiles of rows, row pairs for SMMLA,
+    // precomputed corrections), built once per ops::matmul_n call and then only read
+    // by every thread's matmul calls, however the output rows are split. nullptr (and
+    // act_tile 0): the kernel reads the quantized rows as they are.
+    // prepare writes the part of rows [t0, t1) of T: t0 a multiple of act_tile, t1 one
+    // too or T. Parts do not overlap, so threads can prepare different parts at once.
+    int act_tile;
+    size_t (*prepared_size)(int64_t T, int64_t n_in);  // bytes for T rows
+    void (*prepare)(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t n_in, int64_t t0, int64_t t1,
+                    uint8_t* prep);
 };
+
+// For callers that run one kernel call on a batch (tests, tools): prepares all T rows
+// into `buf` (resized; the result 64-byte aligned). nullptr when k has no preparation.
+const uint8_t* prepare_all(const MatmulKernel& k, const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t n_in,
+                           std::vector<uint8_t>& buf);
 
 // Packs a tensor chunk by chunk (whole row groups, ~chunk_bytes of source each) into
 // dst (k.packed_size(n_out, n_in) bytes), calling done(src_chunk, bytes) after each

@@ -49,6 +49,15 @@ void pack_in_chunks(const MatmulKernel& k, const uint8_t* src, size_t src_row_by
     });
 }
 
+const uint8_t* prepare_all(const MatmulKernel& k, const uint8_t* act, size_t arb, int64_t T, int64_t n_in,
+                           std::vector<uint8_t>& buf) {
+    if (!k.prepare) return nullptr;
+    buf.resize(k.prepared_size(T, n_in) + 64);
+    uint8_t* p = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+    k.prepare(act, arb, T, n_in, 0, T, p);
+    return p;
+}
+
 std::span<const char* const> known_isas() {
     static const char* const isas[] = {"scalar", "avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm", "sve"};
     return isas;

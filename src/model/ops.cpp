@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -91,24 +92,37 @@ void embed_row(const Weight& emb, int32_t token, float* out) {
 
 namespace {
 
-// Quantizes T rows of n floats for kernel k (or the reference act type) into a
-// per-thread buffer of the calling thread; a few rows are done right here, more are
-// shared by the pool.
-const uint8_t* quantize_acts(ThreadPool& pool, const kernels::MatmulKernel* k, GgmlType at, const float* X,
-                             int64_t T, int64_t n, size_t arb, std::vector<uint8_t>* buf) {
+// Quantizes T rows of n floats for kernel k (or the reference act type) and, when k
+// has a prepare step, builds their prepared form, both into the caller's buffer (or
+// one per calling thread): [T rows of arb bytes][to 64][prepared]. Work in units of
+// k's act_tile rows (quantized, then prepared), a few on the calling thread, more
+// shared by the pool. Returns the rows and the prepared form (nullptr if none).
+struct Acts {
+    const uint8_t* rows;
+    const uint8_t* prep;
+};
+Acts prepare_acts(ThreadPool& pool, const kernels::MatmulKernel* k, GgmlType at, const float* X, int64_t T,
+                  int64_t n, size_t arb, std::vector<uint8_t>* buf) {
     thread_local std::vector<uint8_t> own;  // callers without a workspace
     std::vector<uint8_t>& act = buf ? *buf : own;
-    if (act.size() < arb * T) act.resize(arb * T);
-    uint8_t* A = act.data();
-    auto rows = [&](int64_t b, int64_t e, int) {
-        for (int64_t t = b; t < e; ++t) {
+    const bool prep = k && k->prepare;
+    const size_t rows_bytes = (arb * T + 63) / 64 * 64;
+    const size_t need = rows_bytes + (prep ? k->prepared_size(T, n) : 0) + 64;
+    if (act.size() < need) act.resize(need);
+    uint8_t* A = act.data() + (64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64;
+    uint8_t* P = prep ? A + rows_bytes : nullptr;
+    const int64_t unit = prep ? std::max(1, k->act_tile) : 1, n_units = (T + unit - 1) / unit;
+    auto units = [&](int64_t b, int64_t e, int) {
+        const int64_t t0 = b * unit, t1 = std::min(T, e * unit);
+        for (int64_t t = t0; t < t1; ++t) {
             if (k) k->quantize(X + t * n, A + t * arb, n);
             else quant::quantize_row(at, X + t * n, A + t * arb, n);
         }
+        if (prep) k->prepare(A, arb, T, n, t0, t1, P);
     };
-    if (T <= 4) rows(0, T, 0);
-    else pool.parallel_for(T, rows);
-    return A;
+    if (T <= 4 || n_units == 1) units(0, n_units, 0);
+    else pool.parallel_for(n_units, units);
+    return {A, P};
 }
 
 }  // namespace
@@ -140,7 +154,8 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
     }
     const GgmlType at = k ? k->act_type : quant::act_type(W0.type);
     const size_t arb = row_bytes(at, W0.n_in);
-    const uint8_t* A = quantize_acts(pool, k, at, X, T, W0.n_in, arb, act);
+    const Acts acts = prepare_acts(pool, k, at, X, T, W0.n_in, arb, act);
+    const uint8_t *A = acts.rows, *P = acts.prep;
     if (k) {
         // The weights' row groups, end to end (equal bytes per group: one kernel, one
         // type); a chunk may span several weights.
@@ -158,8 +173,8 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
                     const auto [g0, g1] = chunk_part(first, i, b, e);
                     if (g0 >= g1) continue;
                     const Weight& W = *Ws[i];
-                    k->matmul(W.data, A, arb, Ys[i], ldy_of(i), W.n_in, W.n_out, g0 * rg, std::min(W.n_out, g1 * rg),
-                              T);
+                    k->matmul(W.data, A, arb, P, Ys[i], ldy_of(i), W.n_in, W.n_out, g0 * rg,
+                              std::min(W.n_out, g1 * rg), T);
                 }
             }
         });

@@ -14,10 +14,11 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, floa
 
 // Y[t][o] = sum_i W[o][i] * X[t][i] for t < T; Y has row stride ldy (default n_out).
 // Activations are converted to the weight's activation type (int8 blocks for
-// quantized weights) once; every (t, o) is one dot product, so a row's result
-// does not depend on the other rows of the batch.
-// act: the caller's buffer for the quantized activations (Workspace::act; nullptr:
-// one per calling thread).
+// quantized weights) and prepared for the kernel (MatmulKernel::prepare) once, the
+// threads sharing both; every (t, o) is one dot product, so a row's result does not
+// depend on the other rows of the batch.
+// act: the caller's buffer for the quantized and prepared activations (Workspace::act;
+// nullptr: one per calling thread).
 void matmul(ThreadPool& pool, const Weight& W, const float* X, int64_t T, float* Y, int64_t ldy = 0,
             std::vector<uint8_t>* act = nullptr);
 // Several weights applied to the same input (Q, K and V; gate and up): the input is
@@ -32,7 +33,7 @@ void matmul_n(ThreadPool& pool, std::span<const Weight* const> Ws, const float* 
 // of matmul_chunk_groups() groups from a shared counter. Few rows (T <= 8, generation):
 // about 1/8 of a thread's share per chunk, so a thread that starts late or is
 // interrupted does not hold the others up; more rows: one share per thread, at most
-// one chunk each, since every kernel call rebuilds its activation panel.
+// one chunk each (each kernel call streams the whole prepared activation panel).
 int64_t matmul_chunk_groups(int64_t n_groups, int64_t T, int64_t n_threads);
 // Groups [g0, g1) of weight i, relative to its first group, within the global chunk
 // [b, e); g0 >= g1 when the chunk does not touch weight i.

@@ -1,7 +1,9 @@
 // Helpers shared by the matmul kernel tests: random inputs, and one kernel run on
 // plain weights with misaligned buffers and the output rows split over several calls.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -30,11 +32,22 @@ inline std::vector<float> run(const MatmulKernel& k, const std::vector<uint8_t>&
     std::vector<uint8_t> abuf(arb * T + 64);
     uint8_t* a = abuf.data() + misalign;
     for (int64_t t = 0; t < T; ++t) k.quantize(X + t * n_in, a + t * arb, n_in);
+    // Prepared once, in parts of act_tile rows (the last one odd-sized) as threads do
+    // it, then shared by every call, as ops::matmul_n does.
+    std::vector<uint8_t> pbuf;
+    const uint8_t* prep = nullptr;
+    if (k.prepare) {
+        pbuf.assign(k.prepared_size(T, n_in) + 64, 0xa5);
+        uint8_t* p = pbuf.data() + (64 - reinterpret_cast<uintptr_t>(pbuf.data()) % 64) % 64;
+        const int64_t u = k.act_tile;
+        for (int64_t t0 = 0; t0 < T; t0 += u) k.prepare(a, arb, T, n_in, t0, std::min(T, t0 + u), p);
+        prep = p;
+    }
     std::vector<float> y(static_cast<size_t>(T) * n_out, NAN);
     const int64_t rg = k.row_group, n_groups = (n_out + rg - 1) / rg;
     for (int s = 0; s < n_splits; ++s) {
         const int64_t g0 = n_groups * s / n_splits, g1 = n_groups * (s + 1) / n_splits;
-        if (g0 < g1) k.matmul(w, a, arb, y.data(), n_out, n_in, n_out, g0 * rg, std::min(n_out, g1 * rg), T);
+        if (g0 < g1) k.matmul(w, a, arb, prep, y.data(), n_out, n_in, n_out, g0 * rg, std::min(n_out, g1 * rg), T);
     }
     return y;
 }

@@ -143,6 +143,40 @@ TEST(Kernels, LargeShapesTakeEveryPathAndStayBitExact) {
     std::printf("[ kernels ] large shapes: %d (kernel, rows) cases\n", checked);
 }
 
+// The prepare step (once per ops::matmul_n call, threads sharing it in parts of
+// act_tile rows): any split into parts writes the same bytes as one call over all
+// rows, and nothing past prepared_size.
+TEST(Kernels, PreparingInPartsEqualsPreparingWhole) {
+    int checked = 0;
+    std::mt19937 rng(17);
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features || !k->prepare) continue;
+        ASSERT_GE(k->act_tile, 1) << k->name;
+        const int64_t n_in = 3 * traits(k->wtype).block_elems;
+        const size_t arb = row_bytes(k->act_type, n_in);
+        const auto X = random_floats(static_cast<size_t>(19 * n_in), 23);
+        std::vector<uint8_t> act(arb * 19);
+        for (int t = 0; t < 19; ++t) k->quantize(&X[t * n_in], act.data() + t * arb, n_in);
+        for (int64_t T = 1; T <= 19; ++T) {
+            const size_t size = k->prepared_size(T, n_in);
+            std::vector<uint8_t> whole(size + 64, 0x5a), parts(size + 64, 0xc3);
+            k->prepare(act.data(), arb, T, n_in, 0, T, whole.data());
+            for (int64_t t0 = 0; t0 < T;) {  // parts of 1..3 tiles
+                const int64_t t1 = std::min(T, t0 + k->act_tile * static_cast<int64_t>(1 + rng() % 3));
+                k->prepare(act.data(), arb, T, n_in, t0, t1, parts.data());
+                t0 = t1;
+            }
+            ASSERT_EQ(0, std::memcmp(whole.data(), parts.data(), size)) << k->name << " T " << T;
+            for (size_t i = size; i < size + 64; ++i) {
+                ASSERT_EQ(whole[i], 0x5a) << k->name << " wrote past prepared_size at T " << T;
+                ASSERT_EQ(parts[i], 0xc3) << k->name << " wrote past prepared_size at T " << T;
+            }
+            ++checked;
+        }
+    }
+    std::printf("[ kernels ] prepare in parts: %d (kernel, rows) cases\n", checked);
+}
+
 TEST(Kernels, PackingInChunksEqualsPackingWhole) {
     for (auto* k : all_kernels()) {
         if ((k->features & cpu_features()) != k->features || !k->pack) continue;
@@ -162,8 +196,10 @@ TEST(Kernels, PackingInChunksEqualsPackingWhole) {
         pack_in_chunks(*k, plain.data(), rb, chunks.data(), n_out, n_in, rb * k->row_group * 2,
                        [&](const uint8_t*, size_t) { ++n_chunks; });
         EXPECT_EQ(n_chunks, 5) << k->name;  // 8 groups + a partial one, 2 groups a chunk
-        k->matmul(whole.data(), act.data(), arb, y_whole.data(), n_out, n_in, n_out, 0, n_out, 5);
-        k->matmul(chunks.data(), act.data(), arb, y_chunks.data(), n_out, n_in, n_out, 0, n_out, 5);
+        std::vector<uint8_t> pbuf;
+        const uint8_t* prep = prepare_all(*k, act.data(), arb, 5, n_in, pbuf);
+        k->matmul(whole.data(), act.data(), arb, prep, y_whole.data(), n_out, n_in, n_out, 0, n_out, 5);
+        k->matmul(chunks.data(), act.data(), arb, prep, y_chunks.data(), n_out, n_in, n_out, 0, n_out, 5);
         EXPECT_EQ(0, std::memcmp(y_whole.data(), y_chunks.data(), y_whole.size() * sizeof(float))) << k->name;
     }
 }

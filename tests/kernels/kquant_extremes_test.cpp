@@ -87,11 +87,13 @@ TEST(KernelsKQuant, ExtremeCodesScalesAndActivationsStayBitExact) {
             const auto act = extreme_acts(T, n_in, rng);
             const size_t arb = row_bytes(GgmlType::Q8_K, n_in);
             std::vector<float> want(static_cast<size_t>(T * n_out)), got(want.size(), NAN);
-            ref->matmul(plain.data(), act.data(), arb, want.data(), n_out, n_in, n_out, 0, n_out, T);
+            ref->matmul(plain.data(), act.data(), arb, nullptr, want.data(), n_out, n_in, n_out, 0, n_out, T);
             std::vector<uint8_t> packed(k->packed_size(n_out, n_in));
             if (k->pack) k->pack(plain.data(), packed.data(), n_out, n_in);
             else std::memcpy(packed.data(), plain.data(), plain.size());
-            k->matmul(packed.data(), act.data(), arb, got.data(), n_out, n_in, n_out, 0, n_out, T);
+            std::vector<uint8_t> pbuf;
+            const uint8_t* prep = prepare_all(*k, act.data(), arb, T, n_in, pbuf);
+            k->matmul(packed.data(), act.data(), arb, prep, got.data(), n_out, n_in, n_out, 0, n_out, T);
             ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
                 << k->name << " differs from " << ref->name << " on extreme blocks, T " << T << " (first values "
                 << want[0] << " vs " << got[0] << ")";

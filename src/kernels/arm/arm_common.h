@@ -1,5 +1,5 @@
-// Shared pieces of the Arm kernels: packing into row-interleaved layouts, the NEON
-// Q8_0 quantizer and a per-thread scratch buffer.
+// Shared pieces of the Arm kernels: packing into row-interleaved layouts, the
+// activations' prepare steps and the NEON Q8_0 quantizer.
 //
 // Everything here is *declared* only and defined in common.cpp, which builds with the
 // baseline -march. ISA files (*_dotprod.cpp, *_i8mm.cpp, *_sve.cpp) must not define
@@ -84,20 +84,46 @@ void k_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out);
 //   584  uint8  qh[2][128]                  the rows' qh[32h..32h+31], the same way
 // Codes are taken unsigned (q + 32, 0..63); the -32 enters through the activation side:
 // k6_act_pair (kQ6PairBlock bytes per block): the tiles of k_act_pair, then per
-// sub-block j, twice, four int32 [-32 bsum_j(x), -32 bsum_j(x), -32 bsum_j(z),
-// -32 bsum_j(z)] (halved, -16, with `sdot`: there two partial sums are added per row):
-// the starting values of the sub-block's two sums; then float [dx, dx, dz, dz].
-constexpr size_t kQ6GroupBlock = 840, kQ6PairBlock = 1040;
+// sub-block j four int32 [-32 bsum_j(x), -32 bsum_j(x), -32 bsum_j(z), -32 bsum_j(z)]
+// (halved, -16, with `sdot`: there two partial sums are added per row), the starting
+// value of the sub-block's sums; then float [dx, dx, dz, dz].
+constexpr size_t kQ6GroupBlock = 840, kQ6PairBlock = 784;
 size_t q6_K_x4_size(int64_t n_out, int64_t n_in);
 void pack_q6_K_x4(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in);
 void k6_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out, bool sdot);
+
+// ---------------------------------------------------------------- prepared activations
+// MatmulKernel::prepare of the Arm kernels: built once per ops::matmul_n call, in parts
+// of act_tile rows (see kernels.h), then read by every matmul call.
+//
+// Q8_0 rows in pairs, for the SMMLA kernels (Q4_0 / Q8_0, i8mm and SVE; act_tile 2):
+// pair p = rows 2p, 2p + 1 (an odd last row with itself) at prep + p * nb * kQ8PairBlock,
+// per block the 2x8 tiles [x 0-7 | z 0-7], [x 16-23 | z 16-23], [x 8-15 | z 8-15],
+// [x 24-31 | z 24-31], then the floats [dx s, dx s, dz s, dz s], s = 1/16 for Q4_0
+// (whose kernels multiply nibbles that are 16 x the codes; exact, a power of two) and
+// 1 for Q8_0.
+constexpr size_t kQ8PairBlock = 80;
+size_t q8_0_pairs_size(int64_t T, int64_t n_in);
+void q4_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+void q8_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+// Q8_K rows for the K-quant kernels, nb * kKPairBlock (Q4_K / Q5_K) or
+// nb * kQ6PairBlock (Q6_K) bytes per pair:
+//   *_pairs (SMMLA kernels, act_tile 2): pair p = k_act_pair / k6_act_pair(.., false) of
+//     rows 2p, 2p + 1 at pair p; an odd last row as the dotprod kernel prepares it (the
+//     SMMLA kernels hand it to that kernel), at pair (T - 1) / 2.
+//   *_rows (dotprod, act_tile 1): row t paired with itself (k6: sdot = true) at pair t.
+size_t k_pairs_size(int64_t T, int64_t n_in);
+size_t k_rows_size(int64_t T, int64_t n_in);
+void k_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+void k_rows(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+size_t k6_pairs_size(int64_t T, int64_t n_in);
+size_t k6_rows_size(int64_t T, int64_t n_in);
+void k6_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+void k6_rows(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
 
 // Q8_0 quantizer with NEON, byte-identical to quant::quantize_row(Q8_0).
 void quantize_q8_0_neon(const float* x, void* y, int64_t n_in);
 // quant::quantize_row(Q8_K) (the reference).
 void quantize_q8_K(const float* x, void* y, int64_t n_in);
-
-// A per-thread buffer of at least `bytes` bytes (kept between calls; 64-byte aligned).
-uint8_t* thread_scratch(size_t bytes);
 
 }  // namespace loom::kernels::arm

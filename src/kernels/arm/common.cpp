@@ -1,12 +1,11 @@
-// Baseline-AArch64 helpers of the Arm kernels (see arm_common.h): packing, the NEON
-// Q8_0 quantizer, per-thread scratch. Built with the default -march (armv8-a).
+// Baseline-AArch64 helpers of the Arm kernels (see arm_common.h): packing, the
+// activations' prepare steps, the NEON Q8_0 quantizer. Built with the default -march
+// (armv8-a).
 #include "kernels/arm/arm_common.h"
 
 #include <arm_neon.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 
 #include "quant/formats.h"
@@ -54,6 +53,97 @@ void pack_interleaved(GgmlType t, int R, int S, int B, const uint8_t* src, uint8
     }
 }
 
+// ------------------------------------------------------------------ prepared activations
+namespace {
+inline int8x16_t zip1_64(int8x16_t a, int8x16_t b) {
+    return vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
+}
+inline int8x16_t zip2_64(int8x16_t a, int8x16_t b) {
+    return vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
+}
+
+void q8_0_pair(const uint8_t* x, const uint8_t* z, int64_t nb, float s, uint8_t* out) {
+    for (int64_t b = 0; b < nb; ++b, x += sizeof(BlockQ8_0), z += sizeof(BlockQ8_0), out += kQ8PairBlock) {
+        const int8x16_t x0 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 2));
+        const int8x16_t x1 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 18));
+        const int8x16_t z0 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 2));
+        const int8x16_t z1 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 18));
+        int8_t* o = reinterpret_cast<int8_t*>(out);
+        vst1q_s8(o, zip1_64(x0, z0));
+        vst1q_s8(o + 16, zip1_64(x1, z1));
+        vst1q_s8(o + 32, zip2_64(x0, z0));
+        vst1q_s8(o + 48, zip2_64(x1, z1));
+        __fp16 hx, hz;
+        std::memcpy(&hx, x, 2);
+        std::memcpy(&hz, z, 2);
+        const float dx = static_cast<float>(hx) * s, dz = static_cast<float>(hz) * s;
+        const float d[4] = {dx, dx, dz, dz};
+        std::memcpy(out + 64, d, 16);
+    }
+}
+
+// Pairs of rows [t0, t1) of T (t0 even): pair(x, z, dst) for each, an odd last row with itself.
+template <class F>
+void for_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t t0, int64_t t1, size_t pair_bytes, uint8_t* prep,
+               F pair) {
+    for (int64_t t = t0; t < t1; t += 2) {
+        const uint8_t* x = act + t * static_cast<int64_t>(arb);
+        pair(x, t + 1 < T ? x + arb : x, prep + static_cast<size_t>(t / 2) * pair_bytes, t + 1 >= T);
+    }
+}
+}  // namespace
+
+size_t q8_0_pairs_size(int64_t T, int64_t n_in) {
+    return static_cast<size_t>((T + 1) / 2) * static_cast<size_t>(n_in / 32) * kQ8PairBlock;
+}
+void q4_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    const int64_t nb = n_in / 32;
+    for_pairs(act, arb, T, t0, t1, kQ8PairBlock * static_cast<size_t>(nb), prep,
+              [&](const uint8_t* x, const uint8_t* z, uint8_t* o, bool) { q8_0_pair(x, z, nb, 0.0625f, o); });
+}
+void q8_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    const int64_t nb = n_in / 32;
+    for_pairs(act, arb, T, t0, t1, kQ8PairBlock * static_cast<size_t>(nb), prep,
+              [&](const uint8_t* x, const uint8_t* z, uint8_t* o, bool) { q8_0_pair(x, z, nb, 1.0f, o); });
+}
+
+size_t k_pairs_size(int64_t T, int64_t n_in) {
+    return static_cast<size_t>((T + 1) / 2) * static_cast<size_t>(n_in / QK_K) * kKPairBlock;
+}
+size_t k_rows_size(int64_t T, int64_t n_in) {
+    return static_cast<size_t>(T) * static_cast<size_t>(n_in / QK_K) * kKPairBlock;
+}
+void k_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    const int64_t nb = n_in / QK_K;
+    for_pairs(act, arb, T, t0, t1, kKPairBlock * static_cast<size_t>(nb), prep,
+              [&](const uint8_t* x, const uint8_t* z, uint8_t* o, bool) { k_act_pair(x, z, nb, o); });
+}
+void k_rows(const uint8_t* act, size_t arb, int64_t /*T*/, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    const int64_t nb = n_in / QK_K;
+    for (int64_t t = t0; t < t1; ++t) {
+        const uint8_t* x = act + t * static_cast<int64_t>(arb);
+        k_act_pair(x, x, nb, prep + static_cast<size_t>(t) * kKPairBlock * static_cast<size_t>(nb));
+    }
+}
+size_t k6_pairs_size(int64_t T, int64_t n_in) {
+    return static_cast<size_t>((T + 1) / 2) * static_cast<size_t>(n_in / QK_K) * kQ6PairBlock;
+}
+size_t k6_rows_size(int64_t T, int64_t n_in) {
+    return static_cast<size_t>(T) * static_cast<size_t>(n_in / QK_K) * kQ6PairBlock;
+}
+void k6_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    const int64_t nb = n_in / QK_K;
+    for_pairs(act, arb, T, t0, t1, kQ6PairBlock * static_cast<size_t>(nb), prep,
+              [&](const uint8_t* x, const uint8_t* z, uint8_t* o, bool odd) { k6_act_pair(x, z, nb, o, odd); });
+}
+void k6_rows(const uint8_t* act, size_t arb, int64_t /*T*/, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    const int64_t nb = n_in / QK_K;
+    for (int64_t t = t0; t < t1; ++t) {
+        const uint8_t* x = act + t * static_cast<int64_t>(arb);
+        k6_act_pair(x, x, nb, prep + static_cast<size_t>(t) * kQ6PairBlock * static_cast<size_t>(nb), true);
+    }
+}
+
 // ------------------------------------------------------------------ quantize
 void quantize_q8_0_neon(const float* x, void* y, int64_t n_in) {
     auto* out = static_cast<uint8_t*>(y);
@@ -82,28 +172,5 @@ void quantize_q8_0_neon(const float* x, void* y, int64_t n_in) {
 }
 
 void quantize_q8_K(const float* x, void* y, int64_t n_in) { quantize_row(GgmlType::Q8_K, x, y, n_in); }
-
-// ------------------------------------------------------------------ scratch
-namespace {
-struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-};
-struct Scratch {
-    std::unique_ptr<uint8_t, FreeDeleter> p;
-    size_t size = 0;
-};
-}  // namespace
-
-uint8_t* thread_scratch(size_t bytes) {
-    thread_local Scratch s;
-    if (s.size < bytes) {
-        const size_t n = (bytes + 4095) / 4096 * 4096;
-        void* p = std::aligned_alloc(64, n);
-        if (!p) throw std::bad_alloc();
-        s.p.reset(static_cast<uint8_t*>(p));
-        s.size = n;
-    }
-    return s.p.get();
-}
 
 }  // namespace loom::kernels::arm

@@ -9,9 +9,9 @@
 // llama.cpp's Q4_0_8_8, at 256 bits Q4_0_4_8 in pairs of groups, at 128 bits Q4_0_2_8.
 // Vectors longer than 512 bits use the first 512 (predicated), so any VL works.
 //
-// Activations are taken in pairs of rows (an odd last row paired with itself) and
-// rearranged once per call into 2x8 tiles [t0 bytes k..k+7 | t1 bytes k..k+7], read
-// with LD1RQ (replicated to every segment), so one SMMLA multiplies S / 2 row pairs
+// Activations are taken in pairs of rows (an odd last row paired with itself),
+// prepared once per ops::matmul_n call as 2x8 tiles [t0 bytes k..k+7 | t1 bytes
+// k..k+7] (q4_0_pairs, arm_common.h), read with LD1RQ (replicated to every segment), so one SMMLA multiplies S / 2 row pairs
 // at once: segment s gets [t0 r2s, t0 r2s+1, t1 r2s, t1 r2s+1]. Per block and lane:
 // acc = FMLA(acc, (float)isum, dw * da) -- the contract (FMLA is fused like fmaf); the
 // integer sums reach float without a conversion instruction (see pair_step).
@@ -28,53 +28,14 @@
 namespace loom::kernels::arm {
 namespace {
 
-using quant::BlockQ8_0;
-
 constexpr int kRows = 8;           // row_group
-constexpr int kMaxPairs = 4;       // activation row pairs per tile (8 rows)
-constexpr size_t kTileBytes = 80;  // per pair and block: 4 tiles of 16 bytes + 4 floats
-constexpr size_t kActBlock = sizeof(BlockQ8_0);
+constexpr int kMaxPairs = 4;                // activation row pairs per tile (8 rows)
+constexpr size_t kTileBytes = kQ8PairBlock;  // per pair and block: 4 tiles of 16 bytes + 4 floats
 
 // Rows per sub-group for this thread's vector length.
 int sub_rows() {
     const uint64_t vlb = svcntb();
     return vlb >= 64 ? 8 : vlb >= 32 ? 4 : 2;
-}
-
-inline float fp16_at(const uint8_t* p) {
-    __fp16 h;
-    std::memcpy(&h, p, 2);
-    return static_cast<float>(h);
-}
-
-inline int8x16_t zip1_64(int8x16_t a, int8x16_t b) {
-    return vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
-}
-inline int8x16_t zip2_64(int8x16_t a, int8x16_t b) {
-    return vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
-}
-
-// Activation rows x (t0) and z (t1) -> per block: tiles of elements 0-7, 16-23, 8-15,
-// 24-31 (the low and high nibbles of weight bytes 0-7, then of bytes 8-15), then
-// the floats [da0, da0, da1, da1].
-void prepare_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out) {
-    for (int64_t b = 0; b < nb; ++b, x += kActBlock, z += kActBlock, out += kTileBytes) {
-        const int8x16_t x0 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 2));
-        const int8x16_t x1 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 18));
-        const int8x16_t z0 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 2));
-        const int8x16_t z1 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 18));
-        int8_t* o = reinterpret_cast<int8_t*>(out);
-        vst1q_s8(o, zip1_64(x0, z0));
-        vst1q_s8(o + 16, zip1_64(x1, z1));
-        vst1q_s8(o + 32, zip2_64(x0, z0));
-        vst1q_s8(o + 48, zip2_64(x1, z1));
-        // The weights' nibbles are 16 x the codes (see tile), so the block sums are 16 x
-        // isum: the scale takes the 1/16 instead, exactly (a power of two; d_w * d_a is
-        // far above the float subnormals), so round(d_w * d_a / 16) = round(d_w * d_a) / 16.
-        const float da0 = fp16_at(x) * 0.0625f, da1 = fp16_at(z) * 0.0625f;
-        const float d[4] = {da0, da0, da1, da1};
-        std::memcpy(out + 64, d, 16);
-    }
 }
 
 // Integer sums are accumulated onto the bit pattern of the float 1.5 * 2^23 (kBias):
@@ -172,8 +133,8 @@ void tile(const uint8_t* sub, size_t sub_bytes, int S, int64_t nb, const uint8_t
 }
 #undef LOOM_LOAD_SUB
 
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
-            int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+void matmul(const uint8_t* w, const uint8_t* act, size_t /*arb*/, const uint8_t* prep, float* y, int64_t ldy,
+            int64_t n_in, int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / 32;
     const int S = sub_rows();
     const size_t sub_bytes = 18 * static_cast<size_t>(S) * static_cast<size_t>(nb);
@@ -195,14 +156,10 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
         }
         return;
     }
-    uint8_t* scratch = thread_scratch(kMaxPairs * kTileBytes * static_cast<size_t>(nb));
     for (int64_t t0 = 0; t0 < T; t0 += 2 * kMaxPairs) {
         const int nt = T - t0 < 2 * kMaxPairs ? static_cast<int>(T - t0) : 2 * kMaxPairs;
         const int np = (nt + 1) / 2;
-        for (int p = 0; p < np; ++p) {
-            const int64_t ta = t0 + 2 * p, tz = 2 * p + 1 < nt ? ta + 1 : ta;  // odd last row: itself
-            prepare_pair(act + ta * arb, act + tz * arb, nb, scratch + p * kTileBytes * static_cast<size_t>(nb));
-        }
+        const uint8_t* scratch = prep + static_cast<size_t>(t0 / 2) * kTileBytes * static_cast<size_t>(nb);
         for (int64_t og = o0; og < o1; og += kRows) {
             const uint8_t* wg = w + (og / kRows) * group_bytes;
             // At 128 bits (S = 2), sub-groups two at a time: each activation tile load then
@@ -251,6 +208,6 @@ void pack_q4_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
 
 const MatmulKernel kMatmulQ4_0x8x8Sve = {
     "matmul_f32_q4_0x8x8_q8_0_sve", "sve", kNEON | kDOTPROD | kI8MM | kSVE | kSVEI8MM, GgmlType::Q4_0, GgmlType::Q8_0,
-    kRows, size_q4_0, pack_q4_0, quantize_q8_0_neon, matmul};
+    kRows, size_q4_0, pack_q4_0, quantize_q8_0_neon, matmul, 2, q8_0_pairs_size, q4_0_pairs};
 
 }  // namespace loom::kernels::arm

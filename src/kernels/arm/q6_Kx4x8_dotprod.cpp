@@ -4,7 +4,7 @@
 //   matmul_f32_q6_Kx4x8_q8_K_dotprod
 // Codes are rebuilt unsigned (q + 32: low 4 bits from ql, 2 high bits from qh moved
 // to bits 4-5 and inserted with BSL), 16 per vector, 8 of each of 2 rows. SDOT against
-// 8 activation bytes twice (prepared once per call, k6_act_pair of the row with itself)
+// 8 activation bytes twice (prepared once per ops::matmul_n call: k6_rows, the row with itself)
 // gives 2 partial sums per row; they start from -16 bsum_j each, so the ADDP that folds
 // them into [r0 r1 r2 r3] yields <q + 32, a> - 32 bsum_j = <q, a> exactly for the
 // sub-block of 16. Times the rows' int8 scales into isum, exact; per block
@@ -89,16 +89,14 @@ void tile(const uint8_t* wg, const uint8_t* prep, size_t prep_bytes, int64_t nb,
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
-            int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+void matmul(const uint8_t* w, const uint8_t* /*act*/, size_t /*arb*/, const uint8_t* prep_all, float* y, int64_t ldy,
+            int64_t n_in, int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / quant::QK_K;
     const size_t group_bytes = kQ6GroupBlock * static_cast<size_t>(nb);
     const size_t prep_bytes = kQ6PairBlock * static_cast<size_t>(nb);
-    uint8_t* prep = thread_scratch(kMaxRows * prep_bytes);
     for (int64_t t0 = 0; t0 < T; t0 += kMaxRows) {
         const int nt = T - t0 < kMaxRows ? static_cast<int>(T - t0) : kMaxRows;
-        for (int t = 0; t < nt; ++t)
-            k6_act_pair(act + (t0 + t) * arb, act + (t0 + t) * arb, nb, prep + t * prep_bytes, true);
+        const uint8_t* prep = prep_all + static_cast<size_t>(t0) * prep_bytes;  // k6_rows: row t at pair t
         for (int64_t og = o0; og < o1; og += kRows) {
             const uint8_t* wg = w + (og / kRows) * group_bytes;
             float32x4_t r[kMaxRows];
@@ -123,6 +121,6 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
 
 const MatmulKernel kMatmulQ6_Kx4x8Dotprod = {
     "matmul_f32_q6_Kx4x8_q8_K_dotprod", "dotprod", kNEON | kDOTPROD, GgmlType::Q6_K, GgmlType::Q8_K, kRows,
-    q6_K_x4_size, pack_q6_K_x4, quantize_q8_K, matmul};
+    q6_K_x4_size, pack_q6_K_x4, quantize_q8_K, matmul, 1, k6_rows_size, k6_rows};
 
 }  // namespace loom::kernels::arm

@@ -104,20 +104,18 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float (*out)[8]) 
     if constexpr (NP > 3) svst1_f32(pw, out[3], a3);
 }
 
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t n_out,
-            int64_t o0, int64_t o1, int64_t T) {
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, const uint8_t* prep, float* y, int64_t ldy,
+            int64_t n_in, int64_t n_out, int64_t o0, int64_t o1, int64_t T) {
     if (svcntb() < 32)  // 128-bit vectors: the NEON kernel is as wide
-        return kMatmulQ6_Kx4x8I8mm.matmul(w, act, arb, y, ldy, n_in, n_out, o0, o1, T);
+        return kMatmulQ6_Kx4x8I8mm.matmul(w, act, arb, prep, y, ldy, n_in, n_out, o0, o1, T);  // same prepare
     const int64_t nb = n_in / quant::QK_K;
     const size_t group_bytes = kQ6GroupBlock * static_cast<size_t>(nb);
     const size_t pair_bytes = kQ6PairBlock * static_cast<size_t>(nb);
     const int64_t T2 = T / 2 * 2;
     if (T2 > 0) {
-        uint8_t* scratch = thread_scratch(kMaxPairs * pair_bytes);
         for (int64_t t0 = 0; t0 < T2; t0 += 2 * kMaxPairs) {
             const int np = T2 - t0 < 2 * kMaxPairs ? static_cast<int>(T2 - t0) / 2 : kMaxPairs;
-            for (int p = 0; p < np; ++p)
-                k6_act_pair(act + (t0 + 2 * p) * arb, act + (t0 + 2 * p + 1) * arb, nb, scratch + p * pair_bytes, false);
+            const uint8_t* scratch = prep + static_cast<size_t>(t0 / 2) * pair_bytes;
             for (int64_t og = o0; og < o1; og += kRows) {
                 const uint8_t* wg = w + (og / kRows) * group_bytes;
                 float r[kMaxPairs][8];
@@ -136,13 +134,16 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
             }
         }
     }
-    if (T2 < T) kMatmulQ6_Kx4x8Dotprod.matmul(w, act + T2 * arb, arb, y + T2 * ldy, ldy, n_in, n_out, o0, o1, 1);
+    // k6_pairs prepared the odd last row as the dotprod kernel does (k6_rows), at pair T2 / 2.
+    if (T2 < T)
+        kMatmulQ6_Kx4x8Dotprod.matmul(w, act + T2 * arb, arb, prep + static_cast<size_t>(T2 / 2) * pair_bytes,
+                                      y + T2 * ldy, ldy, n_in, n_out, o0, o1, 1);
 }
 
 }  // namespace
 
 const MatmulKernel kMatmulQ6_Kx4x8Sve = {
     "matmul_f32_q6_Kx4x8_q8_K_sve", "sve", kNEON | kDOTPROD | kI8MM | kSVE | kSVEI8MM, GgmlType::Q6_K, GgmlType::Q8_K,
-    kRows, q6_K_x4_size, pack_q6_K_x4, quantize_q8_K, matmul};
+    kRows, q6_K_x4_size, pack_q6_K_x4, quantize_q8_K, matmul, 2, k6_pairs_size, k6_pairs};
 
 }  // namespace loom::kernels::arm

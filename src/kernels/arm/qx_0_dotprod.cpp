@@ -75,8 +75,8 @@ void tile(const uint8_t* wg, const uint8_t* const* act, int64_t nb, float32x4_t*
 }
 
 template <bool kQ4>
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
-            int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, const uint8_t* /*prep*/, float* y, int64_t ldy,
+            int64_t n_in, int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / 32;
     const size_t group_bytes = (8 + (kQ4 ? 64 : 128)) * static_cast<size_t>(nb);
     for (int64_t t0 = 0; t0 < T; t0 += 4) {
@@ -120,9 +120,9 @@ void pack_q8_0(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
 
 const MatmulKernel kMatmulQ4_0x4x4Dotprod = {
     "matmul_f32_q4_0x4x4_q8_0_dotprod", "dotprod", kNEON | kDOTPROD, GgmlType::Q4_0, GgmlType::Q8_0, kRows,
-    size_q4_0, pack_q4_0, quantize_q8_0_neon, matmul<true>};
+    size_q4_0, pack_q4_0, quantize_q8_0_neon, matmul<true>, 0, nullptr, nullptr};
 const MatmulKernel kMatmulQ8_0x4x4Dotprod = {
     "matmul_f32_q8_0x4x4_q8_0_dotprod", "dotprod", kNEON | kDOTPROD, GgmlType::Q8_0, GgmlType::Q8_0, kRows,
-    size_q8_0, pack_q8_0, quantize_q8_0_neon, matmul<false>};
+    size_q8_0, pack_q8_0, quantize_q8_0_neon, matmul<false>, 0, nullptr, nullptr};
 
 }  // namespace loom::kernels::arm

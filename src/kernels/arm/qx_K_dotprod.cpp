@@ -4,7 +4,7 @@
 //   matmul_f32_q4_Kx4x8_q8_K_dotprod
 //   matmul_f32_q5_Kx4x8_q8_K_dotprod
 // A 16-byte weight vector holds 8 codes of each of 2 rows; SDOT against 8 activation
-// bytes twice (prepared once per call: k_act_pair of the row with itself) gives 2
+// bytes twice (prepared once per ops::matmul_n call: k_rows, the row with itself) gives 2
 // partial sums per row, and one ADDP per sub-block of 32 folds rows 0,1 and 2,3 into
 // [r0 r1 r2 r3]. The sums run on through the block, and each sub-block's running sum
 // is multiplied by the rows' scale differences (arm_common.h): isum, exact. msum the
@@ -95,15 +95,14 @@ void tile(const uint8_t* wg, const uint8_t* prep, size_t prep_bytes, int64_t nb,
 }
 
 template <bool kQ5>
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
-            int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+void matmul(const uint8_t* w, const uint8_t* /*act*/, size_t /*arb*/, const uint8_t* prep_all, float* y, int64_t ldy,
+            int64_t n_in, int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / quant::QK_K;
     const size_t group_bytes = (kQ5 ? kKGroupBlockQ5 : kKGroupBlockQ4) * static_cast<size_t>(nb);
     const size_t prep_bytes = kKPairBlock * static_cast<size_t>(nb);
-    uint8_t* prep = thread_scratch(kMaxRows * prep_bytes);
     for (int64_t t0 = 0; t0 < T; t0 += kMaxRows) {
         const int nt = T - t0 < kMaxRows ? static_cast<int>(T - t0) : kMaxRows;
-        for (int t = 0; t < nt; ++t) k_act_pair(act + (t0 + t) * arb, act + (t0 + t) * arb, nb, prep + t * prep_bytes);
+        const uint8_t* prep = prep_all + static_cast<size_t>(t0) * prep_bytes;  // k_rows: row t at pair t
         for (int64_t og = o0; og < o1; og += kRows) {
             const uint8_t* wg = w + (og / kRows) * group_bytes;
             float32x4_t r[kMaxRows];
@@ -137,9 +136,9 @@ void pack_q5_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
 
 const MatmulKernel kMatmulQ4_Kx4x8Dotprod = {
     "matmul_f32_q4_Kx4x8_q8_K_dotprod", "dotprod", kNEON | kDOTPROD, GgmlType::Q4_K, GgmlType::Q8_K, kRows,
-    size_q4_K, pack_q4_K, quantize_q8_K, matmul<false>};
+    size_q4_K, pack_q4_K, quantize_q8_K, matmul<false>, 1, k_rows_size, k_rows};
 const MatmulKernel kMatmulQ5_Kx4x8Dotprod = {
     "matmul_f32_q5_Kx4x8_q8_K_dotprod", "dotprod", kNEON | kDOTPROD, GgmlType::Q5_K, GgmlType::Q8_K, kRows,
-    size_q5_K, pack_q5_K, quantize_q8_K, matmul<true>};
+    size_q5_K, pack_q5_K, quantize_q8_K, matmul<true>, 1, k_rows_size, k_rows};
 
 }  // namespace loom::kernels::arm

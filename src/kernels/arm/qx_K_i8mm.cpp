@@ -3,7 +3,7 @@
 //   matmul_f32_q4_Kx4x8_q8_K_i8mm
 //   matmul_f32_q5_Kx4x8_q8_K_i8mm
 // A 16-byte weight vector is a 2x8 tile (8 codes of each of 2 rows); activations are
-// taken in pairs of rows, rearranged once per call into 2x8 tiles (k_act_pair), so one
+// taken in pairs of rows, prepared once per ops::matmul_n call as 2x8 tiles (k_pairs), so one
 // SMMLA adds a 2x2 int32 tile [t0 r0, t0 r1, t1 r0, t1 r1]. The tiles run on through
 // a block; after each sub-block of 32 they are multiplied by the rows' scale
 // differences (arm_common.h) in that lane order into isum; msum is two SMMLAs of the mins with the split sub-block sums.
@@ -113,18 +113,16 @@ void tile(const uint8_t* wg, const uint8_t* pairs, int64_t nb, float32x4_t* out)
 }
 
 template <bool kQ5>
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t n_out,
-            int64_t o0, int64_t o1, int64_t T) {
+void matmul(const uint8_t* w, const uint8_t* act, size_t arb, const uint8_t* prep, float* y, int64_t ldy,
+            int64_t n_in, int64_t n_out, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / quant::QK_K;
     const size_t group_bytes = (kQ5 ? kKGroupBlockQ5 : kKGroupBlockQ4) * static_cast<size_t>(nb);
     const size_t pair_bytes = kKPairBlock * static_cast<size_t>(nb);
     const int64_t T2 = T / 2 * 2;  // rows taken in pairs; an odd last one below
     if (T2 > 0) {
-        uint8_t* scratch = thread_scratch(kMaxPairs * pair_bytes);
         for (int64_t t0 = 0; t0 < T2; t0 += 2 * kMaxPairs) {
             const int np = T2 - t0 < 2 * kMaxPairs ? static_cast<int>(T2 - t0) / 2 : kMaxPairs;
-            for (int p = 0; p < np; ++p)
-                k_act_pair(act + (t0 + 2 * p) * arb, act + (t0 + 2 * p + 1) * arb, nb, scratch + p * pair_bytes);
+            const uint8_t* scratch = prep + static_cast<size_t>(t0 / 2) * pair_bytes;
             for (int64_t og = o0; og < o1; og += kRows) {
                 const uint8_t* wg = w + (og / kRows) * group_bytes;
                 float32x4_t r[2 * kMaxPairs];
@@ -146,7 +144,9 @@ void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t 
     }
     if (T2 < T) {
         const MatmulKernel& one = kQ5 ? kMatmulQ5_Kx4x8Dotprod : kMatmulQ4_Kx4x8Dotprod;
-        one.matmul(w, act + T2 * arb, arb, y + T2 * ldy, ldy, n_in, n_out, o0, o1, 1);
+        // k_pairs prepared the odd last row as the dotprod kernel does (k_rows), at pair T2 / 2.
+        one.matmul(w, act + T2 * arb, arb, prep + static_cast<size_t>(T2 / 2) * pair_bytes, y + T2 * ldy, ldy, n_in,
+                   n_out, o0, o1, 1);
     }
 }
 
@@ -163,9 +163,9 @@ void pack_q5_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in) {
 
 const MatmulKernel kMatmulQ4_Kx4x8I8mm = {
     "matmul_f32_q4_Kx4x8_q8_K_i8mm", "i8mm", kNEON | kDOTPROD | kI8MM, GgmlType::Q4_K, GgmlType::Q8_K, kRows,
-    size_q4_K, pack_q4_K, quantize_q8_K, matmul<false>};
+    size_q4_K, pack_q4_K, quantize_q8_K, matmul<false>, 2, k_pairs_size, k_pairs};
 const MatmulKernel kMatmulQ5_Kx4x8I8mm = {
     "matmul_f32_q5_Kx4x8_q8_K_i8mm", "i8mm", kNEON | kDOTPROD | kI8MM, GgmlType::Q5_K, GgmlType::Q8_K, kRows,
-    size_q5_K, pack_q5_K, quantize_q8_K, matmul<true>};
+    size_q5_K, pack_q5_K, quantize_q8_K, matmul<true>, 2, k_pairs_size, k_pairs};
 
 }  // namespace loom::kernels::arm

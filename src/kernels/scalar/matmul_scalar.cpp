@@ -91,8 +91,8 @@ float dot_q5_K_q8_K(const BlockQ5_K* w, const BlockQ8_K* a, int64_t nb) {
 namespace {
 
 template <typename W, typename A, float (*Dot)(const W*, const A*, int64_t), int QK>
-void matmul_rows(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in,
-                 int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
+void matmul_rows(const uint8_t* w, const uint8_t* act, size_t arb, const uint8_t* /*prep*/, float* y, int64_t ldy,
+                 int64_t n_in, int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     const int64_t nb = n_in / QK;
     const size_t wrb = sizeof(W) * static_cast<size_t>(nb);
     for (int64_t o = o0; o < o1; ++o)
@@ -112,18 +112,18 @@ void quant_q8_K(const float* x, void* y, int64_t n) { quantize_row(GgmlType::Q8_
 
 const MatmulKernel kMatmulQ4_0Scalar = {
     "matmul_f32_q4_0_q8_0_scalar", "scalar", 0, GgmlType::Q4_0, GgmlType::Q8_0, 1, size_q4_0, nullptr, quant_q8_0,
-    matmul_rows<BlockQ4_0, BlockQ8_0, scalar::dot_q4_0_q8_0, QK4_0>};
+    matmul_rows<BlockQ4_0, BlockQ8_0, scalar::dot_q4_0_q8_0, QK4_0>, 0, nullptr, nullptr};
 const MatmulKernel kMatmulQ8_0Scalar = {
     "matmul_f32_q8_0_q8_0_scalar", "scalar", 0, GgmlType::Q8_0, GgmlType::Q8_0, 1, size_q8_0, nullptr, quant_q8_0,
-    matmul_rows<BlockQ8_0, BlockQ8_0, scalar::dot_q8_0_q8_0, QK8_0>};
+    matmul_rows<BlockQ8_0, BlockQ8_0, scalar::dot_q8_0_q8_0, QK8_0>, 0, nullptr, nullptr};
 const MatmulKernel kMatmulQ4_KScalar = {
     "matmul_f32_q4_K_q8_K_scalar", "scalar", 0, GgmlType::Q4_K, GgmlType::Q8_K, 1, size_q4_K, nullptr, quant_q8_K,
-    matmul_rows<BlockQ4_K, BlockQ8_K, scalar::dot_q4_K_q8_K, QK_K>};
+    matmul_rows<BlockQ4_K, BlockQ8_K, scalar::dot_q4_K_q8_K, QK_K>, 0, nullptr, nullptr};
 const MatmulKernel kMatmulQ5_KScalar = {
     "matmul_f32_q5_K_q8_K_scalar", "scalar", 0, GgmlType::Q5_K, GgmlType::Q8_K, 1, size_q5_K, nullptr, quant_q8_K,
-    matmul_rows<BlockQ5_K, BlockQ8_K, scalar::dot_q5_K_q8_K, QK_K>};
+    matmul_rows<BlockQ5_K, BlockQ8_K, scalar::dot_q5_K_q8_K, QK_K>, 0, nullptr, nullptr};
 const MatmulKernel kMatmulQ6_KScalar = {
     "matmul_f32_q6_K_q8_K_scalar", "scalar", 0, GgmlType::Q6_K, GgmlType::Q8_K, 1, size_q6_K, nullptr, quant_q8_K,
-    matmul_rows<BlockQ6_K, BlockQ8_K, scalar::dot_q6_K_q8_K, QK_K>};
+    matmul_rows<BlockQ6_K, BlockQ8_K, scalar::dot_q6_K_q8_K, QK_K>, 0, nullptr, nullptr};
 
 }  // namespace loom::kernels

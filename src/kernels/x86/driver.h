@@ -8,7 +8,9 @@
 //   kMain, kScale      main-part bytes per block of a group; scale-area bytes per row
 //                      and block (2: fp16 d; 4: fp16 d then fp16 dmin, R each)
 //   kStride            activation panel bytes per row and block
-//   panel(act, arb, T, nb)        builds the per-call activation panel
+//   panel(act, arb, nb, T, t0, t1, out)
+//                      writes the activation panel's tiles of rows [t0, t1) of T (the
+//                      prepare step of MatmulKernel, once per ops::matmul_n call)
 //   tile<NT>(wq, wd, pn, b0, b1, acc)
 //                      NT activation rows x R output rows over blocks [b0, b1) of one
 //                      group (wq: the group's main parts, wd: its scale area, pn: the
@@ -80,16 +82,25 @@ void run_tile(int nt, const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, 
            ...);
 }
 
-// The MatmulKernel::matmul of micro-kernel K.
+// MatmulKernel::prepared_size and prepare of micro-kernel K: its activation panel.
 template <class K>
-void matmul(const uint8_t* w, const uint8_t* act, size_t arb, float* y, int64_t ldy, int64_t n_in, int64_t /*n_out*/,
-            int64_t o0, int64_t o1, int64_t T) {
+size_t prepared_size(int64_t T, int64_t n_in) {
+    return static_cast<size_t>(T * (n_in / K::kQK)) * K::kStride;
+}
+template <class K>
+void prepare(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    K::panel(act, arb, n_in / K::kQK, T, t0, t1, prep);
+}
+
+// The MatmulKernel::matmul of micro-kernel K (pn: the panel of all T rows).
+template <class K>
+void matmul(const uint8_t* w, const uint8_t* /*act*/, size_t /*arb*/, const uint8_t* pn, float* y, int64_t ldy,
+            int64_t n_in, int64_t /*n_out*/, int64_t o0, int64_t o1, int64_t T) {
     constexpr int R = K::R, kTile = K::kTile;
     constexpr size_t S = K::kStride;
     const int64_t nb = n_in / K::kQK;
     const size_t gs = group_bytes(nb, K::kMain, R, K::kScale);
     const uint8_t* base = align64(w);
-    const uint8_t* pn = K::panel(act, arb, T, nb);
     // Passes of up to `pass` rows over the thread's weights keep the panel in L2. Within
     // a pass, for many rows, every tile sweeps kKBlock blocks of a group before the next
     // ones, so the group's weights are reused from L1; the running sums wait in a

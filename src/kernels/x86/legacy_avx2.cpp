@@ -91,8 +91,9 @@ template <bool kQ4>
 struct Legacy : Ymm8 {
     static constexpr int kQK = 32, kTile = x86::kTile, kKBlock = x86::kKBlock;
     static constexpr size_t kMain = Fmt<kQ4>::main, kScale = 2, kStride = kPanelQ8_0Stride;
-    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
-        return panel_q8_0(act, arb, T, nb, kTile, Fmt<kQ4>::off);
+    static void panel(const uint8_t* act, size_t arb, int64_t nb, int64_t T, int64_t t0, int64_t t1,
+                      uint8_t* out) {
+        panel_q8_0(act, arb, nb, kTile, Fmt<kQ4>::off, T, t0, t1, out);
     }
     template <int NT>
     static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
@@ -109,9 +110,11 @@ void pack8(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q8_
 
 const MatmulKernel kMatmulQ4_0Avx2 = {
     "matmul_f32_q4_0x8x4_q8_0_avx2", "avx2", kAvx2Features, GgmlType::Q4_0, GgmlType::Q8_0, R,
-    size_q4_0, pack4, quantize_q8_0_avx2, matmul<Legacy<true>>};
+    size_q4_0, pack4, quantize_q8_0_avx2, matmul<Legacy<true>>,
+    Legacy<true>::kTile, prepared_size<Legacy<true>>, prepare<Legacy<true>>};
 const MatmulKernel kMatmulQ8_0Avx2 = {
     "matmul_f32_q8_0x8x4_q8_0_avx2", "avx2", kAvx2Features, GgmlType::Q8_0, GgmlType::Q8_0, R,
-    size_q8_0, pack8, quantize_q8_0_avx2, matmul<Legacy<false>>};
+    size_q8_0, pack8, quantize_q8_0_avx2, matmul<Legacy<false>>,
+    Legacy<false>::kTile, prepared_size<Legacy<false>>, prepare<Legacy<false>>};
 
 }  // namespace loom::kernels::x86

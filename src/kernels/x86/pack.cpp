@@ -1,6 +1,6 @@
 // Weight repacking and activation panels for the x86 kernels (layouts in
 // x86_common.h). Plain C++, built with the baseline ISA: it runs once per weight at
-// load, and once per matmul call on the (small) activations.
+// load, and once per ops::matmul_n call on the (small) activations.
 #include <emmintrin.h>  // SSE2: baseline on x86-64
 
 #include <cstddef>
@@ -124,12 +124,6 @@ void pack_k_asym(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in,
     }
 }
 
-std::vector<uint8_t>& panel_buffer(size_t n) {
-    thread_local std::vector<uint8_t> buf;
-    if (buf.size() < n) buf.resize(n);
-    return buf;
-}
-
 }  // namespace
 
 size_t packed_size_q4_0(int64_t n_out, int64_t n_in, int R) {
@@ -195,12 +189,12 @@ void pack_q6_K(const uint8_t* src, uint8_t* dst0, int64_t n_out, int64_t n_in, i
     }
 }
 
-const uint8_t* panel_q8_0(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile, int off) {
+void panel_q8_0(const uint8_t* act, size_t arb, int64_t nb, int tile, int off, int64_t T, int64_t t0, int64_t t1,
+                uint8_t* panel) {
     constexpr size_t S = kPanelQ8_0Stride;
-    auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
-    for (int64_t t0 = 0; t0 < T; t0 += tile) {
+    for (; t0 < t1; t0 += tile) {
         const int64_t nt = T - t0 < tile ? T - t0 : tile;
-        uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
+        uint8_t* p = panel + static_cast<size_t>(t0 * nb) * S;
         for (int64_t b = 0; b < nb; ++b, p += nt * S) {
             for (int64_t t = 0; t < nt; ++t) {
                 const uint8_t* blk = act + (t0 + t) * arb + b * sizeof(BlockQ8_0);
@@ -215,23 +209,14 @@ const uint8_t* panel_q8_0(const uint8_t* act, size_t arb, int64_t T, int64_t nb,
             }
         }
     }
-    return buf.data();
 }
 
-float* zeroed_scratch(size_t n) {
-    thread_local std::vector<float> buf;
-    if (buf.size() < n + 16) buf.resize(n + 16);
-    float* p = reinterpret_cast<float*>(align64(reinterpret_cast<uint8_t*>(buf.data())));
-    std::memset(p, 0, n * sizeof(float));
-    return p;
-}
-
-const uint8_t* panel_q8_K(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile) {
+void panel_q8_K(const uint8_t* act, size_t arb, int64_t nb, int tile, int64_t T, int64_t t0, int64_t t1,
+                uint8_t* panel) {
     constexpr size_t S = kPanelQ8_KStride;
-    auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
-    for (int64_t t0 = 0; t0 < T; t0 += tile) {
+    for (; t0 < t1; t0 += tile) {
         const int64_t nt = T - t0 < tile ? T - t0 : tile;
-        uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
+        uint8_t* p = panel + static_cast<size_t>(t0 * nb) * S;
         for (int64_t b = 0; b < nb; ++b, p += nt * S) {
             for (int64_t t = 0; t < nt; ++t) {
                 const uint8_t* blk = act + (t0 + t) * arb + b * sizeof(BlockQ8_K);
@@ -244,15 +229,14 @@ const uint8_t* panel_q8_K(const uint8_t* act, size_t arb, int64_t T, int64_t nb,
             }
         }
     }
-    return buf.data();
 }
 
-const uint8_t* panel_q8_K_sums(const uint8_t* act, size_t arb, int64_t T, int64_t nb, int tile) {
+void panel_q8_K_sums(const uint8_t* act, size_t arb, int64_t nb, int tile, int64_t T, int64_t t0, int64_t t1,
+                     uint8_t* panel) {
     constexpr size_t S = kPanelQ8_KSumsStride;
-    auto& buf = panel_buffer(static_cast<size_t>(T * nb) * S);
-    for (int64_t t0 = 0; t0 < T; t0 += tile) {
+    for (; t0 < t1; t0 += tile) {
         const int64_t nt = T - t0 < tile ? T - t0 : tile;
-        uint8_t* p = buf.data() + static_cast<size_t>(t0 * nb) * S;
+        uint8_t* p = panel + static_cast<size_t>(t0 * nb) * S;
         for (int64_t b = 0; b < nb; ++b, p += nt * S) {
             for (int64_t t = 0; t < nt; ++t) {
                 const uint8_t* blk = act + (t0 + t) * arb + b * sizeof(BlockQ8_K);
@@ -265,7 +249,14 @@ const uint8_t* panel_q8_K_sums(const uint8_t* act, size_t arb, int64_t T, int64_
             }
         }
     }
-    return buf.data();
+}
+
+float* zeroed_scratch(size_t n) {
+    thread_local std::vector<float> buf;
+    if (buf.size() < n + 16) buf.resize(n + 16);
+    float* p = reinterpret_cast<float*>(align64(reinterpret_cast<uint8_t*>(buf.data())));
+    std::memset(p, 0, n * sizeof(float));
+    return p;
 }
 
 }  // namespace loom::kernels::x86

@@ -35,8 +35,9 @@ struct KAsym : Zmm16 {
     static constexpr int kQK = 256, kTile = 8, kKBlock = 4;
     static constexpr size_t kMain = kQ5 ? q5_K_main(R) : q4_K_main(R), kScale = 4, kStride = kPanelQ8_KSumsStride;
     static constexpr size_t kSub = (kQ5 ? 20 : 16) * R;  // bytes of one sub-block of a group
-    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
-        return panel_q8_K_sums(act, arb, T, nb, kTile);
+    static void panel(const uint8_t* act, size_t arb, int64_t nb, int64_t T, int64_t t0, int64_t t1,
+                      uint8_t* out) {
+        panel_q8_K_sums(act, arb, nb, kTile, T, t0, t1, out);
     }
 
     template <int NT>
@@ -114,9 +115,11 @@ void pack5(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q5_
 
 const MatmulKernel kMatmulQ4_KAvx512 = {
     "matmul_f32_q4_Kx16x4_q8_K_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q4_K, GgmlType::Q8_K, Zmm16::R,
-    size_q4_K, pack4, quantize_q8_K_avx512, matmul<KAsym<false>>};
+    size_q4_K, pack4, quantize_q8_K_avx512, matmul<KAsym<false>>,
+    KAsym<false>::kTile, prepared_size<KAsym<false>>, prepare<KAsym<false>>};
 const MatmulKernel kMatmulQ5_KAvx512 = {
     "matmul_f32_q5_Kx16x4_q8_K_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q5_K, GgmlType::Q8_K, Zmm16::R,
-    size_q5_K, pack5, quantize_q8_K_avx512, matmul<KAsym<true>>};
+    size_q5_K, pack5, quantize_q8_K_avx512, matmul<KAsym<true>>,
+    KAsym<true>::kTile, prepared_size<KAsym<true>>, prepare<KAsym<true>>};
 
 }  // namespace loom::kernels::x86

@@ -30,8 +30,9 @@ struct KAsym : Ymm8 {
     static constexpr int kQK = 256, kTile = 4, kKBlock = 8;
     static constexpr size_t kMain = kQ5 ? q5_K_main(R) : q4_K_main(R), kScale = 4, kStride = kPanelQ8_KSumsStride;
     static constexpr size_t kSub = (kQ5 ? 20 : 16) * R;  // bytes of one sub-block of a group
-    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
-        return panel_q8_K_sums(act, arb, T, nb, kTile);
+    static void panel(const uint8_t* act, size_t arb, int64_t nb, int64_t T, int64_t t0, int64_t t1,
+                      uint8_t* out) {
+        panel_q8_K_sums(act, arb, nb, kTile, T, t0, t1, out);
     }
 
     template <int NT>
@@ -110,9 +111,11 @@ void pack5(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q5_
 
 const MatmulKernel kMatmulQ4_KAvxVnni = {
     "matmul_f32_q4_Kx8x4_q8_K_avxvnni", "avxvnni", kAvxVnniFeatures, GgmlType::Q4_K, GgmlType::Q8_K, Ymm8::R,
-    size_q4_K, pack4, quantize_q8_K_avx2, matmul<KAsym<false>>};
+    size_q4_K, pack4, quantize_q8_K_avx2, matmul<KAsym<false>>,
+    KAsym<false>::kTile, prepared_size<KAsym<false>>, prepare<KAsym<false>>};
 const MatmulKernel kMatmulQ5_KAvxVnni = {
     "matmul_f32_q5_Kx8x4_q8_K_avxvnni", "avxvnni", kAvxVnniFeatures, GgmlType::Q5_K, GgmlType::Q8_K, Ymm8::R,
-    size_q5_K, pack5, quantize_q8_K_avx2, matmul<KAsym<true>>};
+    size_q5_K, pack5, quantize_q8_K_avx2, matmul<KAsym<true>>,
+    KAsym<true>::kTile, prepared_size<KAsym<true>>, prepare<KAsym<true>>};
 
 }  // namespace loom::kernels::x86

@@ -86,8 +86,9 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
 struct Q6K : Zmm16 {
     static constexpr int kQK = 256, kTile = x86::kTile, kKBlock = x86::kKBlock;
     static constexpr size_t kMain = x86::kMain, kScale = 2, kStride = S;
-    static const uint8_t* panel(const uint8_t* act, size_t arb, int64_t T, int64_t nb) {
-        return panel_q8_K(act, arb, T, nb, kTile);
+    static void panel(const uint8_t* act, size_t arb, int64_t nb, int64_t T, int64_t t0, int64_t t1,
+                      uint8_t* out) {
+        panel_q8_K(act, arb, nb, kTile, T, t0, t1, out);
     }
     template <int NT>
     static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
@@ -102,6 +103,7 @@ void pack6(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q6_
 
 const MatmulKernel kMatmulQ6_KAvx512 = {
     "matmul_f32_q6_Kx16x4_q8_K_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q6_K, GgmlType::Q8_K, R,
-    size_q6_K, pack6, quantize_q8_K_avx512, matmul<Q6K>};
+    size_q6_K, pack6, quantize_q8_K_avx512, matmul<Q6K>,
+    Q6K::kTile, prepared_size<Q6K>, prepare<Q6K>};
 
 }  // namespace loom::kernels::x86

@@ -32,8 +32,9 @@
 //     4 of code(32j+4v+i) (the element that nibble vector v, low nibbles for v < 4, high
 //     for v >= 4, carries in byte i).
 //
-// Activation panel (built once per matmul call by each thread from the quantized
-// rows, see panel_q8_0 / panel_q8_K): rows are taken in tiles of up to `tile` rows;
+// Activation panel (the kernels' prepare step: built once per ops::matmul_n call from
+// the quantized rows, threads sharing the tiles, then read by every matmul call; see
+// panel_q8_0 / panel_q8_K): rows are taken in tiles of up to `tile` rows;
 // the tile starting at row t0 holding nt rows lives at panel + t0 * nb * stride, with,
 // for each block b in order, nt x `stride` bytes:
 //   Q8_0: [nt x 32 qs bytes][nt x float d][nt x int32 corr = -off * sum(qs)]  (stride 40)
@@ -116,10 +117,14 @@ size_t packed_size_q5_K(int64_t n_out, int64_t n_in, int R);
 void pack_q4_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
 void pack_q5_K(const uint8_t* src, uint8_t* dst, int64_t n_out, int64_t n_in, int R);
 
-// Panels live in a per-thread buffer, valid until the thread's next panel call.
-const uint8_t* panel_q8_0(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile, int off);
-const uint8_t* panel_q8_K(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile);
-const uint8_t* panel_q8_K_sums(const uint8_t* act, size_t act_row_bytes, int64_t T, int64_t nb, int tile);
+// The panel's tiles of rows [t0, t1) of T (t0 a multiple of tile; t1 one too, or T),
+// written at their place in `panel` (T * nb * stride bytes): the kernels' prepare step.
+void panel_q8_0(const uint8_t* act, size_t act_row_bytes, int64_t nb, int tile, int off, int64_t T, int64_t t0,
+                int64_t t1, uint8_t* panel);
+void panel_q8_K(const uint8_t* act, size_t act_row_bytes, int64_t nb, int tile, int64_t T, int64_t t0, int64_t t1,
+                uint8_t* panel);
+void panel_q8_K_sums(const uint8_t* act, size_t act_row_bytes, int64_t nb, int tile, int64_t T, int64_t t0,
+                     int64_t t1, uint8_t* panel);
 // Per-thread scratch for n floats, 64-byte aligned, zeroed (running sums of a group).
 float* zeroed_scratch(size_t n);
 
