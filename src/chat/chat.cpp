@@ -90,21 +90,39 @@ static std::string trim(const std::string& s) {
     return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-std::string render_chat(ChatTemplate t, std::span<const ChatMessage> msgs, bool gen) {
-    std::string out;
+std::vector<ChatPart> render_chat_parts(ChatTemplate t, std::span<const ChatMessage> msgs, bool gen) {
+    std::vector<ChatPart> out;
+    auto tmpl = [&](std::string s) {
+        if (!out.empty() && !out.back().content) out.back().text += s;
+        else out.push_back({std::move(s), false});
+    };
+    auto content = [&](std::string s) {
+        if (!s.empty()) out.push_back({std::move(s), true});
+    };
     switch (t) {
     case ChatTemplate::Llama3:
-        for (const auto& m : msgs)
-            out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
-        if (gen) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+        for (const auto& m : msgs) {
+            tmpl("<|start_header_id|>" + m.role + "<|end_header_id|>\n\n");
+            content(trim(m.content));
+            tmpl("<|eot_id|>");
+        }
+        if (gen) tmpl("<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
     case ChatTemplate::Phi3:
-        for (const auto& m : msgs) out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
-        if (gen) out += "<|assistant|>\n";
+        for (const auto& m : msgs) {
+            tmpl("<|" + m.role + "|>\n");
+            content(m.content);
+            tmpl("<|end|>\n");
+        }
+        if (gen) tmpl("<|assistant|>\n");
         break;
     case ChatTemplate::ChatML:
-        for (const auto& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-        if (gen) out += "<|im_start|>assistant\n";
+        for (const auto& m : msgs) {
+            tmpl("<|im_start|>" + m.role + "\n");
+            content(m.content);
+            tmpl("<|im_end|>\n");
+        }
+        if (gen) tmpl("<|im_start|>assistant\n");
         break;
     case ChatTemplate::Gemma2: {
         std::string system;
@@ -114,18 +132,44 @@ std::string render_chat(ChatTemplate t, std::span<const ChatMessage> msgs, bool 
                 continue;
             }
             const std::string role = m.role == "assistant" ? "model" : m.role;
-            std::string content = trim(m.content);
+            std::string text = trim(m.content);
             if (role == "user" && !system.empty()) {  // Gemma has no system turn
-                content = system + "\n\n" + content;
+                text = system + "\n\n" + text;
                 system.clear();
             }
-            out += "<start_of_turn>" + role + "\n" + content + "<end_of_turn>\n";
+            tmpl("<start_of_turn>" + role + "\n");
+            content(std::move(text));
+            tmpl("<end_of_turn>\n");
         }
-        if (gen) out += "<start_of_turn>model\n";
+        if (gen) tmpl("<start_of_turn>model\n");
         break;
     }
     }
     return out;
+}
+
+std::string render_chat(ChatTemplate t, std::span<const ChatMessage> msgs, bool gen) {
+    std::string out;
+    for (const ChatPart& p : render_chat_parts(t, msgs, gen)) out += p.text;
+    return out;
+}
+
+std::vector<int32_t> tokenize_chat(const Tokenizer& tok, std::span<const ChatPart> parts, size_t from, bool add_special) {
+    std::vector<Tokenizer::TextPiece> pieces;
+    size_t at = 0;
+    for (const ChatPart& p : parts) {
+        const size_t end = at + p.text.size();
+        if (end > from) {
+            const size_t skip = from > at ? from - at : 0;
+            pieces.push_back({std::string_view(p.text).substr(skip), !p.content});
+        }
+        at = end;
+    }
+    return tok.tokenize(pieces, add_special);
+}
+
+std::vector<int32_t> tokenize_chat(const Tokenizer& tok, ChatTemplate t, std::span<const ChatMessage> msgs, bool gen) {
+    return tokenize_chat(tok, render_chat_parts(t, msgs, gen), 0, /*add_special=*/true);
 }
 
 ChatSession::ChatSession(Context& ctx, const Tokenizer& tok, ChatTemplate tmpl, SamplerParams sp, int32_t)
@@ -154,9 +198,10 @@ void ChatSession::reset() {
 std::string ChatSession::reply(const std::string& user, int max_tokens,
                                const std::function<void(const std::string&)>& on_text) {
     messages_.push_back({"user", user});
-    const std::string full = render_chat(tmpl_, messages_, /*add_generation_prompt=*/true);
-    // Only the part of the conversation not tokenized yet.
-    const auto ids = tok_.tokenize(full.substr(rendered_), /*add_special=*/rendered_ == 0, /*parse_special=*/true);
+    // Only the part of the conversation not tokenized yet; control tokens only where the
+    // template wrote them.
+    const auto ids = tokenize_chat(tok_, render_chat_parts(tmpl_, messages_, /*add_generation_prompt=*/true), rendered_,
+                                   /*add_special=*/rendered_ == 0);
     last_prompt_tokens_ = static_cast<int>(ids.size());
     Request r;
     r.prompt = tokens_;

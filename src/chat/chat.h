@@ -48,6 +48,21 @@ ChatTemplate detect_chat_template(const gguf::File& f);  // with the file's own 
 // text into the first user turn.
 std::string render_chat(ChatTemplate t, std::span<const ChatMessage> messages, bool add_generation_prompt);
 
+// The same text in parts: the template's own (control tokens allowed) and the messages'
+// contents (content = true), in order; render_chat is their concatenation.
+struct ChatPart {
+    std::string text;
+    bool content = false;
+};
+std::vector<ChatPart> render_chat_parts(ChatTemplate t, std::span<const ChatMessage> messages, bool add_generation_prompt);
+// Tokens of the rendered conversation (BOS as the metadata asks). Control tokens come
+// only from the template: a message that contains "<|eot_id|>" gets it as plain text, so
+// no message can close its turn or forge another one.
+std::vector<int32_t> tokenize_chat(const Tokenizer& tok, ChatTemplate t, std::span<const ChatMessage> messages,
+                                   bool add_generation_prompt);
+// The parts from character `from` of their concatenation on.
+std::vector<int32_t> tokenize_chat(const Tokenizer& tok, std::span<const ChatPart> parts, size_t from, bool add_special);
+
 // A conversation on a Context, through a Scheduler of one sequence: each turn is a
 // request whose prompt is the whole conversation; the previous turns are found in
 // the scheduler's prefix cache, so only the new part is encoded.

@@ -20,6 +20,8 @@ struct ServeOpts {
     std::string type_k = "f16", type_v = "f16";
     int port = 8080, parallel = 8, ctx = 4096, batch_tokens = 512, max_queue = 64, threads = 0, http_threads = 0;
     size_t max_body = 8u << 20;
+    int max_tokens = 0;
+    double timeout_s = 600;
 };
 
 std::string trim(std::string s) {
@@ -46,6 +48,9 @@ void run_serve(const ServeOpts& o) {
     if (o.batch_tokens < 1) throw std::invalid_argument("--batch-tokens must be >= 1");
     if (o.ctx < 8) throw std::invalid_argument("-c must be >= 8");
     if (o.port < 0 || o.port > 65535) throw std::invalid_argument("--port must be 0..65535");
+    if (o.max_tokens < 0) throw std::invalid_argument("--max-tokens must be >= 0 (0: up to the context)");
+    if (!(o.timeout_s >= 0)) throw std::invalid_argument("--timeout must be >= 0 seconds (0: no limit)");
+    if (o.max_body < 1) throw std::invalid_argument("--max-body must be >= 1 byte");
     if (!is_loopback(o.host) && key.empty())
         std::fprintf(stderr, "loom serve: warning: listening on %s without an API key (--api-key)\n", o.host.c_str());
     apply_isa(o.isa);
@@ -68,6 +73,8 @@ void run_serve(const ServeOpts& o) {
     so.http_threads = o.http_threads;
     so.max_body = o.max_body;
     so.replica_id = o.replica_id;
+    so.max_tokens = o.max_tokens;
+    so.request_timeout_s = o.timeout_s;
     server::HttpServer http(so);
     const int port = http.start();
     std::fprintf(stderr, "loom serve: listening on http://%s:%d (loading %s)\n", o.host.c_str(), port, o.model.c_str());
@@ -95,7 +102,7 @@ void run_serve(const ServeOpts& o) {
     mi.accepted_names = {std::filesystem::path(o.model).filename().string(), std::filesystem::path(o.model).stem().string(), o.model};
     mi.tok = tok.get();
     mi.engine = engine.get();
-    mi.render_chat = [tmpl](std::span<const ChatMessage> m) { return render_chat(tmpl, m, true); };
+    mi.render_chat = [tmpl](std::span<const ChatMessage> m) { return render_chat_parts(tmpl, m, true); };
     mi.meta = {{"n_ctx", o.ctx}, {"n_parallel", o.parallel}, {"n_vocab", tok->n_vocab()},
                {"chat_template", std::string(chat_template_name(tmpl))}, {"description", model->describe()}};
     http.set_model(std::move(mi));
@@ -133,6 +140,12 @@ void add_serve(CLI::App& app) {
             return std::string();
         });
     c->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")->capture_default_str();
+    c->add_option("--max-tokens", o->max_tokens,
+                  "Most tokens one choice generates (0: up to the context); a request asking more gets 400")
+        ->capture_default_str();
+    c->add_option("--timeout", o->timeout_s,
+                  "Seconds a request may run from its arrival (0: no limit); then it ends with finish_reason 'length'")
+        ->capture_default_str();
     c->add_option("--http-threads", o->http_threads, "HTTP worker threads (default: parallel + max-queue + 16)");
     c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2, chatml (default: from the file)");
     c->add_option("-t,--threads", o->threads, "Compute threads (0 = all cores)");

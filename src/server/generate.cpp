@@ -1,9 +1,11 @@
 // POST /v1/chat/completions and /v1/completions: validate, tokenize, submit,
 // answer in one body or as a server-sent event stream.
+#include <algorithm>
 #include <random>
 
 #include "server/impl.h"
 #include "server/job.h"
+#include "server/prepare.h"
 
 namespace loom::server {
 
@@ -28,7 +30,22 @@ struct StreamState {
     std::vector<bool> role_sent;
     bool any_token = false, finished = false;
     int n_done = 0;
+    double deadline = 0;   // steady seconds; 0: none
 };
+
+// How long to wait for events: up to `most`, but not past the deadline.
+double wait_s(double most, double deadline) {
+    if (deadline <= 0) return most;
+    return std::clamp(deadline - steady_now(), 0.001, most);
+}
+
+// Past its deadline: the engine stops the request, its choices end as "length".
+void check_deadline(Job& job, Engine& engine, double deadline) {
+    if (deadline > 0 && !job.timed_out() && steady_now() >= deadline) {
+        job.time_out();
+        engine.cancel(job.engine_id);
+    }
+}
 
 }  // namespace
 
@@ -61,44 +78,8 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
             throw ApiError(404, "model '" + r.model + "' does not exist (this server has '" + model.name + "')",
                            "not_found_error", "model", "model_not_found");
         const Tokenizer& tok = *model.tok;
-        if (kind == ApiKind::Chat) {
-            gp.prompt = tok.tokenize(model.render_chat(r.messages), /*add_special=*/true, /*parse_special=*/true);
-        } else if (!r.prompt_tokens.empty()) {
-            for (int32_t id : r.prompt_tokens)
-                if (id >= tok.n_vocab())
-                    throw bad_request("'prompt' token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                                          std::to_string(tok.n_vocab() - 1) + ")",
-                                      "prompt");
-            gp.prompt = r.prompt_tokens;
-        } else {
-            gp.prompt = tok.tokenize(r.prompt, /*add_special=*/true, /*parse_special=*/false);
-        }
-        const int n_prompt = static_cast<int>(gp.prompt.size());
-        const int n_ctx = model.engine->n_ctx();
-        if (n_prompt == 0) throw bad_request("the prompt is empty after tokenization", kind == ApiKind::Chat ? "messages" : "prompt");
-        if (n_prompt >= n_ctx)
-            throw bad_request("the prompt has " + std::to_string(n_prompt) + " tokens; the context holds " +
-                                  std::to_string(n_ctx) + " (prompt and generated tokens together)",
-                              kind == ApiKind::Chat ? "messages" : "prompt", "context_length_exceeded");
-        if (r.max_tokens < 0) {
-            gp.max_tokens = n_ctx - n_prompt;
-        } else if (n_prompt + r.max_tokens > n_ctx) {
-            throw bad_request("the prompt has " + std::to_string(n_prompt) + " tokens and max_tokens is " +
-                                  std::to_string(r.max_tokens) + ": " + std::to_string(n_prompt + r.max_tokens) +
-                                  " over the context of " + std::to_string(n_ctx) + " tokens",
-                              "max_tokens", "context_length_exceeded");
-        } else {
-            gp.max_tokens = r.max_tokens;
-        }
-        gp.sampling = r.sampling;
+        gp = prepare_request(r, tok, model.render_chat, RequestLimits{model.engine->n_ctx(), opts.max_tokens});
         if (!r.seeded) gp.sampling.seed = random_seed();
-        gp.presence_penalty = r.presence_penalty;
-        gp.frequency_penalty = r.frequency_penalty;
-        gp.stop = r.stop;
-        gp.ignore_eos = r.ignore_eos;
-        gp.n = r.n;
-        gp.logprobs = r.logprobs;
-        gp.n_probs = r.top_logprobs;
 
         job = std::make_shared<Job>(tok, r, t_arrival);
         job->on_complete = [g = guard](const Job& j) {
@@ -122,6 +103,7 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
     }
 
     ResponseMeta meta{kind, new_id(kind), model.name, unix_time()};
+    const double deadline = opts.request_timeout_s > 0 ? t_arrival + opts.request_timeout_s : 0;
     if (!r.stream) {
         std::vector<ChoiceText> choices(static_cast<size_t>(r.n));
         int n_done = 0;
@@ -133,7 +115,8 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
                 send_error(res, ApiError(503, "server shutting down", "unavailable_error"));
                 return;
             }
-            for (JobEvent& ev : job->wait(0.5)) {
+            check_deadline(*job, *model.engine, deadline);
+            for (JobEvent& ev : job->wait(wait_s(0.5, deadline))) {
                 ChoiceText& c = choices[static_cast<size_t>(ev.choice)];
                 c.text += ev.text;
                 for (auto& l : ev.logprobs) c.logprobs.push_back(std::move(l));
@@ -158,6 +141,7 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
     st->include_usage = r.include_usage;
     st->want_logprobs = r.logprobs;
     st->role_sent.assign(static_cast<size_t>(r.n), false);
+    st->deadline = deadline;
     const int n_choices = r.n;
     const double ping = opts.ping_interval_s;
     Engine* engine = model.engine;
@@ -176,7 +160,8 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
                 return false;
             };
             if (stopping) return gone();
-            std::vector<JobEvent> evs = st->job->wait(ping);
+            check_deadline(*st->job, *engine, st->deadline);
+            std::vector<JobEvent> evs = st->job->wait(wait_s(ping, st->deadline));
             if (evs.empty()) {
                 if (!sink.is_writable()) return gone();
                 if (!st->any_token && !sink.write(": ping\n\n", 8)) return gone();

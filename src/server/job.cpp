@@ -14,7 +14,7 @@ bool Job::on_token(const TokenOut& t) {
     std::lock_guard lk(m_);
     if (t.choice < 0 || t.choice >= static_cast<int>(ch_.size())) return false;
     Choice& c = ch_[static_cast<size_t>(t.choice)];
-    if (cancelled_) return false;
+    if (cancelled_ || timed_out_) return false;
     if (c.finished) return true;
     c.n_gen++;
     if (c.n_gen == 1) sum_[static_cast<size_t>(t.choice)].t_first = t.t;
@@ -43,7 +43,7 @@ void Job::on_done(const ChoiceDone& d) {
     ev.choice = d.choice;
     ev.done = true;
     std::string reason = d.finish_reason;
-    if (reason == "cancelled") reason = "abort";
+    if (reason == "cancelled") reason = timed_out_ && !cancelled_ ? "length" : "abort";
     if (reason == "error") ev.error = d.error.empty() ? "generation failed" : d.error;
     ev.finish_reason = reason;
     c.finished = true;

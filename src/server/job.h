@@ -53,6 +53,10 @@ public:
     bool all_done() const;
     void cancel() { cancelled_ = true; }
     bool cancelled() const { return cancelled_; }
+    // The request ran past its deadline: no more tokens are taken, and choices the
+    // engine ends as cancelled end with finish_reason "length".
+    void time_out() { timed_out_ = true; }
+    bool timed_out() const { return timed_out_; }
     const std::vector<ChoiceSummary>& summaries() const { return sum_; }  // once all_done()
     double t_arrival() const { return t_arrival_; }
 
@@ -74,7 +78,7 @@ private:
     std::vector<Choice> ch_;
     std::vector<ChoiceSummary> sum_;
     int n_done_ = 0;
-    std::atomic<bool> cancelled_{false};
+    std::atomic<bool> cancelled_{false}, timed_out_{false};
 
 public:
     // Latency observations for the metrics, filled on the engine thread.

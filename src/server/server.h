@@ -31,6 +31,9 @@ struct ServerOptions {
     int max_queue = 64;              // engine's waiting requests (sizes the HTTP pool)
     int http_threads = 0;            // 0: n_parallel + max_queue + 16
     size_t max_body = 8u << 20;      // bytes; larger bodies get 413
+    int max_tokens = 0;              // generated tokens per choice (0: up to the context); more asked: 400
+    double request_timeout_s = 600;  // a request running longer (from arrival) is cut: finish_reason
+                                     // "length" with the text so far (0: no limit)
     double ping_interval_s = 1.0;    // ": ping" while a streamed request waits for its first token
     int read_timeout_s = 30, write_timeout_s = 30, keep_alive_timeout_s = 5;
     std::string replica_id;          // non-empty: every response carries "X-Loom-Replica: <id>"
@@ -41,7 +44,8 @@ struct ModelInfo {
     std::vector<std::string> accepted_names;   // "model" values accepted besides name
     const Tokenizer* tok = nullptr;
     Engine* engine = nullptr;
-    std::function<std::string(std::span<const ChatMessage>)> render_chat;
+    // The conversation in the model's chat template (with the assistant's turn opened).
+    std::function<std::vector<ChatPart>(std::span<const ChatMessage>)> render_chat;
     nlohmann::json meta = nlohmann::json::object();  // extra facts for /v1/models
 };
 

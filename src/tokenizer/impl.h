@@ -216,8 +216,12 @@ struct Tokenizer::Impl {
         int32_t token;  // -1: raw text [off, off + len)
         size_t off, len;
     };
-    std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
-    std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const;
+    // special_ok: the byte ranges [first, second) of text where control tokens may be
+    // recognised (nullptr: everywhere parse_special allows).
+    using Ranges = std::vector<std::pair<size_t, size_t>>;
+    std::vector<Fragment> partition(std::string_view text, bool parse_special, const Ranges* special_ok = nullptr) const;
+    std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special,
+                                  const Ranges* special_ok = nullptr) const;
 
     std::string make_piece(int32_t id) const;
 };

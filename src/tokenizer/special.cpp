@@ -14,8 +14,17 @@ namespace {
 bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 }  // namespace
 
-std::vector<Tokenizer::Impl::Fragment> Tokenizer::Impl::partition(std::string_view text,
-                                                                   bool parse_special) const {
+namespace {
+// [m, m + n) lies inside one of the ranges.
+bool inside(const Tokenizer::Impl::Ranges& r, size_t m, size_t n) {
+    for (const auto& [b, e] : r)
+        if (m >= b && m + n <= e) return true;
+    return false;
+}
+}  // namespace
+
+std::vector<Tokenizer::Impl::Fragment> Tokenizer::Impl::partition(std::string_view text, bool parse_special,
+                                                                   const Ranges* special_ok) const {
     std::vector<Fragment> frags;
     if (text.empty()) return frags;
     frags.push_back(Fragment{-1, 0, text.size()});
@@ -23,6 +32,8 @@ std::vector<Tokenizer::Impl::Fragment> Tokenizer::Impl::partition(std::string_vi
     for (const int32_t id : special_sorted) {
         const bool user = type[id] == TokenType::UserDefined;
         if (!parse_special && !(user && user_defined_always)) continue;
+        // Outside the allowed ranges only what plain text would match (user-defined tokens).
+        const Ranges* only = special_ok && !(user && user_defined_always) ? special_ok : nullptr;
         const std::string& st = this->text[id];
         // cheap reject: the token's text appears nowhere in the input
         if (text.find(st) == std::string_view::npos) continue;
@@ -34,7 +45,9 @@ std::vector<Tokenizer::Impl::Fragment> Tokenizer::Impl::partition(std::string_vi
             }
             size_t base = fr.off, len = fr.len;
             while (len > 0) {
-                const size_t m = text.substr(0, base + len).find(st, base);
+                const std::string_view hay = text.substr(0, base + len);
+                size_t m = hay.find(st, base);
+                while (only && m != std::string_view::npos && !inside(*only, m, st.size())) m = hay.find(st, m + 1);
                 if (m == std::string_view::npos) {
                     next.push_back(Fragment{-1, base, len});
                     break;
@@ -57,15 +70,15 @@ std::vector<Tokenizer::Impl::Fragment> Tokenizer::Impl::partition(std::string_vi
     return frags;
 }
 
-std::vector<int32_t> Tokenizer::Impl::tokenize(std::string_view input, bool add_special,
-                                               bool parse_special) const {
+std::vector<int32_t> Tokenizer::Impl::tokenize(std::string_view input, bool add_special, bool parse_special,
+                                               const Ranges* special_ok) const {
     std::string clean;
     std::string_view text = input;
     if (!tok::utf8_valid(input)) {
         clean = tok::utf8_sanitize(input);
         text = clean;
     }
-    const std::vector<Fragment> frags = partition(text, parse_special);
+    const std::vector<Fragment> frags = partition(text, parse_special, special_ok);
 
     std::vector<int32_t> out;
     out.reserve(text.size() / 3 + 4);

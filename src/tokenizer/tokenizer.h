@@ -54,6 +54,15 @@ public:
     // Invalid UTF-8 is replaced by U+FFFD (maximal subparts) before tokenizing.
     std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const;
 
+    // Text in pieces, tokenized as their concatenation, except that control tokens are
+    // recognised only inside pieces marked `special` (a chat template's own text), never
+    // in the others (what users wrote). Each piece is made valid UTF-8 on its own.
+    struct TextPiece {
+        std::string_view text;
+        bool special = false;
+    };
+    std::vector<int32_t> tokenize(std::span<const TextPiece> pieces, bool add_special) const;
+
     // Bytes of one token (may be part of a UTF-8 character). Control / unknown / unused
     // tokens render as their text when render_special, else as "".
     std::string token_to_piece(int32_t id, bool render_special = true) const;

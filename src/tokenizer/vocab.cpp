@@ -267,6 +267,19 @@ std::vector<int32_t> Tokenizer::tokenize(std::string_view text, bool add_special
     return impl_->tokenize(text, add_special, parse_special);
 }
 
+std::vector<int32_t> Tokenizer::tokenize(std::span<const TextPiece> pieces, bool add_special) const {
+    // Each piece made valid UTF-8 on its own, so the ranges stay where they are.
+    std::string text;
+    Impl::Ranges ok;
+    for (const TextPiece& p : pieces) {
+        const size_t b = text.size();
+        if (tok::utf8_valid(p.text)) text += p.text;
+        else text += tok::utf8_sanitize(p.text);
+        if (p.special) ok.emplace_back(b, text.size());
+    }
+    return impl_->tokenize(text, add_special, /*parse_special=*/true, &ok);
+}
+
 bool Tokenizer::is_eog(int32_t id) const { return impl_->valid(id) && impl_->eog_flag[id]; }
 bool Tokenizer::is_control(int32_t id) const { return impl_->valid(id) && impl_->is_control_like(id); }
 const std::vector<int32_t>& Tokenizer::eog_ids() const { return impl_->eog; }

@@ -157,7 +157,7 @@ inline server::ModelInfo model_info(const Tokenizer& tok, server::Engine& eng, c
     mi.name = name;
     mi.tok = &tok;
     mi.engine = &eng;
-    mi.render_chat = [](std::span<const ChatMessage> m) { return render_chat(ChatTemplate::Llama3, m, true); };
+    mi.render_chat = [](std::span<const ChatMessage> m) { return render_chat_parts(ChatTemplate::Llama3, m, true); };
     return mi;
 }
 
