@@ -18,6 +18,7 @@ struct HttpServer::Impl {
     httplib::Server svr;
     std::thread listener;
     int port = 0;
+    int listen_fd = -1;         // the listening socket (seen by the socket-options hook)
     Metrics metrics;
     std::atomic<bool> ready{false}, stopping{false};
     std::mutex model_mutex;     // guards model while set_model runs

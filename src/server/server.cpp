@@ -1,3 +1,5 @@
+#include <sys/socket.h>
+
 #include <chrono>
 #include <stdexcept>
 
@@ -41,6 +43,8 @@ bool HttpServer::Impl::model_known(const std::string& name) const {
 }
 
 namespace {
+
+constexpr int kListenBacklog = 1024;   // the kernel caps it at net.core.somaxconn
 
 // Equal without an early exit on the first differing byte.
 bool same_key(const std::string& a, const std::string& b) {
@@ -212,6 +216,16 @@ int HttpServer::start() {
     s.svr.set_read_timeout(o.read_timeout_s);
     s.svr.set_write_timeout(o.write_timeout_s);
     s.routes();
+    // Debian's cpp-httplib sets SO_REUSEPORT (a second server on the same port would share
+    // it silently instead of failing) and listens with a backlog of 5: a burst of new
+    // connections (a load balancer opening many upstream connections at once) overflows
+    // it and the dropped SYNs are retried a second later. Plain SO_REUSEADDR here, and a
+    // deeper backlog once bound.
+    s.svr.set_socket_options([&s](int sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        s.listen_fd = sock;
+    });
     if (o.port == 0) {
         s.port = s.svr.bind_to_any_port(o.host);
         if (s.port <= 0) throw std::runtime_error("cannot listen on " + o.host + " (no free port)");
@@ -221,6 +235,7 @@ int HttpServer::start() {
                                      " (address in use, or not an address of this machine)");
         s.port = o.port;
     }
+    if (s.listen_fd >= 0) ::listen(s.listen_fd, kListenBacklog);
     s.listener = std::thread([&s] { s.svr.listen_after_bind(); });
     for (int i = 0; i < 2000 && !s.svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return s.port;

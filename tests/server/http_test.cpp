@@ -2,8 +2,15 @@
 // stream format, disconnects, the queue limit. tests/server/real_test.cpp runs
 // the real scheduler and models.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "harness.h"
@@ -297,4 +304,62 @@ TEST(ServerReplica, NoHeaderWithoutAnId) {
     auto r = c.Get("/health");
     ASSERT_TRUE(r);
     EXPECT_FALSE(r->has_header("X-Loom-Replica"));
+}
+
+// A second server cannot take a port in use (no silent SO_REUSEPORT sharing).
+TEST(ServerListen, APortInUseIsAnError) {
+    server::ServerOptions o;
+    o.port = 0;
+    server::HttpServer a(o);
+    o.port = a.start();
+    server::HttpServer b(o);
+    try {
+        b.start();
+        FAIL() << "a second server started on port " << o.port;
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("address in use"), std::string::npos) << e.what();
+    }
+}
+
+// A burst of new connections (a load balancer opening its upstream connections) is all
+// queued: none is dropped to wait for a SYN retransmit (1 s), as with a backlog of 5.
+TEST(ServerListen, ABurstOfConnectionsIsQueuedNotDropped) {
+    server::ServerOptions o;
+    o.port = 0;
+    server::HttpServer http(o);
+    const int port = http.start();
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    constexpr int kBurst = 64;
+    std::vector<int> fds;
+    for (int i = 0; i < kBurst; ++i) {
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ASSERT_GE(fd, 0);
+        fds.push_back(fd);
+        const int rc = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+        ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << strerror(errno);
+    }
+    // Connected = writable with no socket error. Under the SYN retransmit time.
+    int connected = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+    std::vector<bool> done(kBurst, false);
+    while (connected < kBurst && std::chrono::steady_clock::now() < deadline) {
+        for (int i = 0; i < kBurst; ++i) {
+            if (done[i]) continue;
+            pollfd p{fds[i], POLLOUT, 0};
+            if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT)) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len);
+                EXPECT_EQ(err, 0) << strerror(err);
+                done[i] = true;
+                connected++;
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (int fd : fds) close(fd);
+    EXPECT_EQ(connected, kBurst) << "connections still waiting after 700 ms: their SYNs were dropped";
 }
