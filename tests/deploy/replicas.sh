@@ -8,6 +8,8 @@
 #   3. a replica killed (SIGKILL) during a load of 4 x 12 streams: no request is lost but
 #      the streams it had begun to answer; nginx retries refused connections on the other
 #      replica and marks the dead one down; its sessions move to the other replica
+#   4. deploy/nginx/health-sync marks the replica whose /health fails "down" and reloads
+#      nginx, which then sends it nothing (no connect attempt) 
 # Usage: replicas.sh LOOM_BINARY SHARED_DIR. Without nginx or curl it skips (exit 77),
 # or fails when CI is set. Takes about 10-20 s.
 set -euo pipefail
@@ -48,7 +50,8 @@ show_logs() {
 
 t0=$SECONDS
 # --parallel 16: the 32 streams of check 1 all run at once on two replicas.
-"$root/scripts/replicas" -m "$model" -n 2 --port 0 -t 1 --dir "$run" --timeout 30 --loom "$loom" \
+# --health-interval 0: the passive marking is under test first; health-sync in check 4.
+"$root/scripts/replicas" -m "$model" -n 2 --port 0 -t 1 --dir "$run" --timeout 30 --loom "$loom" --health-interval 0 \
     -- --parallel 16 -c 2048 >"$tmp/replicas.out" 2>&1 &
 helper=$!
 for _ in $(seq 1 400); do
@@ -214,6 +217,46 @@ echo "check 3: 48 streams, r2 killed: lost $lost, cut on r2 mid-stream $cut; $af
 [ "$after_bad" -eq 0 ] || fail "$after_bad requests started after replica 2 died did not complete on replica 1"
 [ "$moved_bad" -eq 0 ] || fail "$moved_bad sessions of replica 2 were not served by replica 1"
 [ "$marked" -ge 1 ] || fail "nginx never marked replica 2 down (no 'upstream server temporarily disabled' in its error log)"
+
+# ---- 4. health-sync: the dead replica marked down, nginx reloaded, r2 never tried ----
+master="$(cat "$run/nginx.pid")"
+workers() { cat "/proc/$master/task/$master/children" 2>/dev/null || true; }
+old_workers="$(workers)"
+"$root/deploy/nginx/health-sync" --replica "127.0.0.1:$port1" --replica "127.0.0.1:$port2" \
+    --listen "${url#http://}" --standalone "$run" --once 2>"$tmp/health-sync.log" ||
+    fail "health-sync --once failed: $(cat "$tmp/health-sync.log")"
+grep -q "server 127.0.0.1:$port2 .* down;" "$run/loom.conf" || fail "health-sync did not mark 127.0.0.1:$port2 down"
+grep -q "server 127.0.0.1:$port1 .*[0-9]s;" "$run/loom.conf" || fail "health-sync marked the live replica down"
+# Reloaded: the old workers gone, new ones there (bounded 5 s).
+for _ in $(seq 1 50); do
+    now="$(workers)"
+    if [ -n "$now" ] && [ -n "$old_workers" ]; then
+        gone=1
+        for w in $old_workers; do [[ " $now " == *" $w "* ]] && gone=0; done
+        [ "$gone" -eq 1 ] && break
+    fi
+    [ -n "$old_workers" ] || { sleep 1; break; }   # no /proc children list: wait a second
+    sleep 0.1
+done
+refused_before="$(grep -c 'connect() failed' "$run/error.log" || true)"
+mkdir -p "$tmp/h"
+jobs_=()
+for i in $(seq 1 8); do post "$tmp/h/$i" "{\"prompt\":\"After the reload $i\",\"max_tokens\":4}" & jobs_+=("$!"); done
+for k in $(seq 1 24); do
+    [ "${home[$k]}" = r2 ] || continue
+    post "$tmp/h/s$k" "{\"prompt\":\"Session $k again\",\"max_tokens\":4}" "X-Session-Id: chat-$k" & jobs_+=("$!")
+done
+wait "${jobs_[@]}"
+h_ok=0 h_n=0
+for f in "$tmp"/h/*.h; do
+    h_n=$((h_n + 1))
+    if [ "$(status_of "$f")" = 200 ] && [ "$(replica_of "$f")" = r1 ]; then h_ok=$((h_ok + 1)); fi
+done
+refused_after="$(grep -c 'connect() failed' "$run/error.log" || true)"
+echo "check 4: health-sync marked r2 down and reloaded nginx; $h_ok of $h_n requests then answered by r1;" \
+     "connect attempts to r2: $((refused_after - refused_before))"
+[ "$h_ok" -eq "$h_n" ] || fail "after health-sync, $((h_n - h_ok)) of $h_n requests not answered by r1"
+[ "$refused_after" -eq "$refused_before" ] || fail "nginx still tried the replica marked down ($((refused_after - refused_before)) refused connects)"
 
 # ---- stop everything ------------------------------------------------------------------
 pid1="$(cat "$run/replica-1.pid")" pidn="$(cat "$run/nginx.pid" 2>/dev/null || true)"
