@@ -122,7 +122,8 @@ echo "check 1b: a 40 KB prompt: status $big_st from '$big_rep': $(head -c 160 "$
 # ---- 2. session affinity ---------------------------------------------------------------
 mkdir -p "$tmp/a"
 session() {  # session K: 3 turns, one after another, the prompt growing
-    local k="$1" prompt="Session $k says hello."
+    local k="$1"
+    local prompt="Session $k says hello."
     for t in 1 2 3; do
         post "$tmp/a/$k.$t" "{\"prompt\":\"$prompt\",\"max_tokens\":4,\"temperature\":0}" "X-Session-Id: chat-$k"
         prompt="$prompt Turn $t goes on."
@@ -163,7 +164,8 @@ jobs_=()
 for w in 1 2 3 4; do worker "$w" & jobs_+=("$!"); done
 # Kill r2 once the load has done some requests (at most 5 s in).
 for _ in $(seq 1 100); do
-    [ "$(ls "$tmp/k" | grep -c '\.b$')" -ge 8 ] && break
+    bodies=("$tmp"/k/*.b)
+    [ -e "${bodies[0]}" ] && [ "${#bodies[@]}" -ge 8 ] && break
     sleep 0.05
 done
 pid2="$(cat "$run/replica-2.pid")"
