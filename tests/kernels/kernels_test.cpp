@@ -143,6 +143,37 @@ TEST(Kernels, LargeShapesTakeEveryPathAndStayBitExact) {
     std::printf("[ kernels ] large shapes: %d (kernel, rows) cases\n", checked);
 }
 
+// The GEMMs' outer loops: several prepared activation tiles (16 rows on Arm) split
+// into register tiles, row groups in batches (Arm: 16 groups) over K panels (Arm: 32
+// blocks, the last partial), output rows split mid-batch. Bit-exact with the scalar
+// reference, and each row equal to its GEMV.
+TEST(Kernels, GemmTilesBatchesAndPanelsStayBitExact) {
+    int checked = 0;
+    for (auto* k : all_kernels()) {
+        if ((k->features & cpu_features()) != k->features || std::string(k->isa) == "scalar") continue;
+        const MatmulKernel* ref = reference_for(k->wtype);
+        const int64_t qk = traits(k->wtype).block_elems;
+        const int64_t n_in = qk == 256 ? 5 * 256 : 70 * 32, n_out = 261;
+        const auto W = random_floats(static_cast<size_t>(n_in * n_out), 8, 0.05f);
+        std::vector<uint8_t> plain(row_bytes(k->wtype, n_in) * n_out);
+        for (int64_t o = 0; o < n_out; ++o)
+            quant::quantize_row(k->wtype, &W[o * n_in], plain.data() + o * row_bytes(k->wtype, n_in), n_in);
+        const auto X = random_floats(static_cast<size_t>(35 * n_in), 9);
+        for (int64_t T : {2, 17, 35}) {
+            const auto want = run(*ref, plain, n_out, n_in, X, T, 0, 1);
+            const auto got = run(*k, plain, n_out, n_in, X, T, 2, 3);
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                << k->name << " differs from " << ref->name << " at T " << T;
+            const auto single =
+                run(*k, plain, n_out, n_in, std::vector<float>(X.begin() + (T - 1) * n_in, X.begin() + T * n_in), 1, 0, 1);
+            ASSERT_EQ(0, std::memcmp(single.data(), got.data() + (T - 1) * n_out, n_out * sizeof(float)))
+                << k->name << ": row " << T - 1 << " of a " << T << "-row GEMM differs from its GEMV";
+            ++checked;
+        }
+    }
+    std::printf("[ kernels ] tiles, batches, panels: %d (kernel, rows) cases\n", checked);
+}
+
 // The prepare step (once per ops::matmul_n call, threads sharing it in parts of
 // act_tile rows): any split into parts writes the same bytes as one call over all
 // rows, and nothing past prepared_size.

@@ -96,16 +96,20 @@ void k6_act_pair(const uint8_t* x, const uint8_t* z, int64_t nb, uint8_t* out, b
 // MatmulKernel::prepare of the Arm kernels: built once per ops::matmul_n call, in parts
 // of act_tile rows (see kernels.h), then read by every matmul call.
 //
-// Q8_0 rows in pairs, for the SMMLA kernels (Q4_0 / Q8_0, i8mm and SVE; act_tile 2):
-// pair p = rows 2p, 2p + 1 (an odd last row with itself) at prep + p * nb * kQ8PairBlock,
-// per block the 2x8 tiles [x 0-7 | z 0-7], [x 16-23 | z 16-23], [x 8-15 | z 8-15],
-// [x 24-31 | z 24-31], then the floats [dx s, dx s, dz s, dz s], s = 1/16 for Q4_0
-// (whose kernels multiply nibbles that are 16 x the codes; exact, a power of two) and
-// 1 for Q8_0.
+// Q8_0 rows for the SMMLA kernels (Q4_0 / Q8_0, i8mm and SVE; act_tile kQ8TileRows):
+// tiles of kQ8TileRows rows; the tile starting at row t0 (np = its rows / 2, rounded
+// up, pairs) at prep + (t0 / 2) * nb * kQ8PairBlock, block-major: block b's pairs at
+// + b * np * kQ8PairBlock, pair p (rows t0 + 2p, t0 + 2p + 1; an odd last row with
+// itself) at + p * kQ8PairBlock, holding the 2x8 tiles [x 0-7 | z 0-7], [x 16-23 |
+// z 16-23], [x 8-15 | z 8-15], [x 24-31 | z 24-31], then the floats [dx s, dx s, dz s,
+// dz s], s = 1/16 for Q4_0 (whose kernels multiply nibbles that are 16 x the codes;
+// exact, a power of two) and 1 for Q8_0. Block-major, so a register tile walks one
+// pointer through its pairs' blocks.
 constexpr size_t kQ8PairBlock = 80;
-size_t q8_0_pairs_size(int64_t T, int64_t n_in);
-void q4_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
-void q8_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+constexpr int kQ8TileRows = 16;
+size_t q8_0_tiles_size(int64_t T, int64_t n_in);
+void q4_0_tiles(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
+void q8_0_tiles(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep);
 // Q8_K rows for the K-quant kernels, nb * kKPairBlock (Q4_K / Q5_K) or
 // nb * kQ6PairBlock (Q6_K) bytes per pair:
 //   *_pairs (SMMLA kernels, act_tile 2): pair p = k_act_pair / k6_act_pair(.., false) of

@@ -62,23 +62,38 @@ inline int8x16_t zip2_64(int8x16_t a, int8x16_t b) {
     return vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
 }
 
-void q8_0_pair(const uint8_t* x, const uint8_t* z, int64_t nb, float s, uint8_t* out) {
-    for (int64_t b = 0; b < nb; ++b, x += sizeof(BlockQ8_0), z += sizeof(BlockQ8_0), out += kQ8PairBlock) {
-        const int8x16_t x0 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 2));
-        const int8x16_t x1 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 18));
-        const int8x16_t z0 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 2));
-        const int8x16_t z1 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 18));
-        int8_t* o = reinterpret_cast<int8_t*>(out);
-        vst1q_s8(o, zip1_64(x0, z0));
-        vst1q_s8(o + 16, zip1_64(x1, z1));
-        vst1q_s8(o + 32, zip2_64(x0, z0));
-        vst1q_s8(o + 48, zip2_64(x1, z1));
-        __fp16 hx, hz;
-        std::memcpy(&hx, x, 2);
-        std::memcpy(&hz, z, 2);
-        const float dx = static_cast<float>(hx) * s, dz = static_cast<float>(hz) * s;
-        const float d[4] = {dx, dx, dz, dz};
-        std::memcpy(out + 64, d, 16);
+// One pair's block (kQ8PairBlock bytes) from Q8_0 blocks x and z.
+void q8_0_pair_block(const uint8_t* x, const uint8_t* z, float s, uint8_t* out) {
+    const int8x16_t x0 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 2));
+    const int8x16_t x1 = vld1q_s8(reinterpret_cast<const int8_t*>(x + 18));
+    const int8x16_t z0 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 2));
+    const int8x16_t z1 = vld1q_s8(reinterpret_cast<const int8_t*>(z + 18));
+    int8_t* o = reinterpret_cast<int8_t*>(out);
+    vst1q_s8(o, zip1_64(x0, z0));
+    vst1q_s8(o + 16, zip1_64(x1, z1));
+    vst1q_s8(o + 32, zip2_64(x0, z0));
+    vst1q_s8(o + 48, zip2_64(x1, z1));
+    __fp16 hx, hz;
+    std::memcpy(&hx, x, 2);
+    std::memcpy(&hz, z, 2);
+    const float dx = static_cast<float>(hx) * s, dz = static_cast<float>(hz) * s;
+    const float d[4] = {dx, dx, dz, dz};
+    std::memcpy(out + 64, d, 16);
+}
+
+void q8_0_tiles_scaled(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, float s,
+                       uint8_t* prep) {
+    const int64_t nb = n_in / 32;
+    for (; t0 < t1; t0 += kQ8TileRows) {
+        const int64_t nt = T - t0 < kQ8TileRows ? T - t0 : kQ8TileRows, np = (nt + 1) / 2;
+        uint8_t* tile = prep + static_cast<size_t>(t0 / 2) * static_cast<size_t>(nb) * kQ8PairBlock;
+        for (int64_t p = 0; p < np; ++p) {
+            const uint8_t* x = act + (t0 + 2 * p) * static_cast<int64_t>(arb);
+            const uint8_t* z = 2 * p + 1 < nt ? x + arb : x;
+            constexpr int64_t kB = sizeof(BlockQ8_0);
+            for (int64_t b = 0; b < nb; ++b)
+                q8_0_pair_block(x + b * kB, z + b * kB, s, tile + static_cast<size_t>(b * np + p) * kQ8PairBlock);
+        }
     }
 }
 
@@ -93,18 +108,14 @@ void for_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t t0, int64_t t1
 }
 }  // namespace
 
-size_t q8_0_pairs_size(int64_t T, int64_t n_in) {
+size_t q8_0_tiles_size(int64_t T, int64_t n_in) {
     return static_cast<size_t>((T + 1) / 2) * static_cast<size_t>(n_in / 32) * kQ8PairBlock;
 }
-void q4_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
-    const int64_t nb = n_in / 32;
-    for_pairs(act, arb, T, t0, t1, kQ8PairBlock * static_cast<size_t>(nb), prep,
-              [&](const uint8_t* x, const uint8_t* z, uint8_t* o, bool) { q8_0_pair(x, z, nb, 0.0625f, o); });
+void q4_0_tiles(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    q8_0_tiles_scaled(act, arb, T, n_in, t0, t1, 0.0625f, prep);
 }
-void q8_0_pairs(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
-    const int64_t nb = n_in / 32;
-    for_pairs(act, arb, T, t0, t1, kQ8PairBlock * static_cast<size_t>(nb), prep,
-              [&](const uint8_t* x, const uint8_t* z, uint8_t* o, bool) { q8_0_pair(x, z, nb, 1.0f, o); });
+void q8_0_tiles(const uint8_t* act, size_t arb, int64_t T, int64_t n_in, int64_t t0, int64_t t1, uint8_t* prep) {
+    q8_0_tiles_scaled(act, arb, T, n_in, t0, t1, 1.0f, prep);
 }
 
 size_t k_pairs_size(int64_t T, int64_t n_in) {
