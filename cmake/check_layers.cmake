@@ -1,6 +1,7 @@
 # Checks that #include "layer/..." lines under src/ only point down the layer stack
 #   cli -> server/bench/chat -> runtime -> model -> kv/kernels -> quant -> gguf/util
-# (tokenizer sits beside the stack on gguf/util; runtime and above may use it).
+# (tokenizer sits beside the stack on gguf/util; runtime and above may use it; so
+# does dist, the pipeline's MPI transport).
 # Run as a test: cmake -DSRC=<repo>/src -P check_layers.cmake. Fails listing each
 # upward or sideways include, and any folder under src/ without a rule here.
 set(_low util gguf)
@@ -9,13 +10,14 @@ set(allowed_gguf      gguf util)
 set(allowed_quant     quant ${_low})
 set(allowed_kernels   kernels quant ${_low})
 set(allowed_tokenizer tokenizer ${_low})
+set(allowed_dist      dist ${_low})
 set(allowed_kv        kv quant ${_low})
 set(allowed_model     model kv kernels quant ${_low})
-set(allowed_runtime   runtime model kv kernels quant tokenizer ${_low})
-set(allowed_chat      chat runtime model kv kernels quant tokenizer ${_low})
-set(allowed_bench     bench runtime model kv kernels quant tokenizer ${_low})
-set(allowed_server    server chat runtime model kv kernels quant tokenizer ${_low})
-set(allowed_cli       cli server bench chat runtime model kv kernels quant tokenizer ${_low})
+set(allowed_runtime   runtime model kv kernels quant dist tokenizer ${_low})
+set(allowed_chat      chat runtime model kv kernels quant dist tokenizer ${_low})
+set(allowed_bench     bench runtime model kv kernels quant dist tokenizer ${_low})
+set(allowed_server    server chat runtime model kv kernels quant dist tokenizer ${_low})
+set(allowed_cli       cli server bench chat runtime model kv kernels quant dist tokenizer ${_low})
 
 if(NOT SRC)
   message(FATAL_ERROR "check_layers: pass -DSRC=<repository>/src")

@@ -8,6 +8,7 @@
 #include "chat/chat.h"
 #include "model/model.h"
 #include "runtime/context.h"
+#include "runtime/pipeline.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
@@ -19,14 +20,19 @@ namespace {
 
 struct ModelOpts {
     std::string model, tokens, prompt, prompt_file, isa, cpu_mask, type_k = "f16", type_v = "f16";
-    int threads = 0, ctx = 4096;
+    int threads = 0, ctx = 4096, batch_tokens = 512;
+    PipelineCliOpts pipeline;
+    std::unique_ptr<Pipeline> pipe;  // with --pipeline (start() below)
     ContextParams params(int n_ctx) const {
+        if (batch_tokens < 1) throw std::invalid_argument("--batch-tokens must be at least 1");
         ContextParams cp;
         cp.n_ctx = n_ctx;
         cp.n_threads = threads;
         cp.n_seq_max = 1;
         cp.type_k = KvCache::parse_type(type_k);
         cp.type_v = KvCache::parse_type(type_v);
+        cp.n_batch = batch_tokens;
+        cp.pipeline = pipe && pipe->size() > 1 ? pipe.get() : nullptr;
         return cp;
     }
 };
@@ -40,7 +46,10 @@ void add_model_opts(CLI::App* c, ModelOpts& o) {
     c->add_option("-t,--threads", o.threads, "Threads (0 = all cores)");
     add_cpu_mask_option(c, o.cpu_mask);
     c->add_option("-c,--ctx-size", o.ctx, "Context size in tokens (KV cache cells)")->capture_default_str();
+    c->add_option("--batch-tokens", o.batch_tokens, "Most tokens per forward pass (longer prompts go in chunks)")
+        ->capture_default_str();
     add_cache_type_options(c, o.type_k, o.type_v);
+    add_pipeline_options(c, o.pipeline);
 }
 
 // The prompt as token ids: --tokens as given, or -p / -f text tokenized.
@@ -55,15 +64,18 @@ std::vector<int32_t> prompt_tokens(const ModelOpts& o, const Tokenizer* tok) {
     return ids;
 }
 
-std::unique_ptr<Model> load_model(const ModelOpts& o) {
+// The model (with --pipeline: MPI up first, then this rank's stage). nullptr on the
+// ranks > 0 of a pipeline once rank 0 has stopped them: the command is done there.
+std::unique_ptr<Model> load_model(ModelOpts& o) {
     apply_isa(o.isa);
     apply_cpu_mask(o.cpu_mask);
     check_threads(o.threads);
+    o.pipe = start_pipeline(o.pipeline, o.model);
     LoadOptions lo;
     lo.verbose = true;  // the repack line on stderr
     lo.n_threads = o.threads;
-    auto m = Model::load(o.model, lo);
-    check_context(*m, o.ctx, o.type_k, o.type_v);
+    auto m = load_stage(o.pipe.get(), o.model, lo, o.threads);
+    if (m) check_context(*m, o.ctx, o.type_k, o.type_v);
     return m;
 }
 
@@ -78,6 +90,7 @@ void add_run(CLI::App& app) {
     l->add_option("-o,--output", *lout, "Output file: raw little-endian float32, n_vocab values")->required();
     l->callback([lo, lout] {
         auto model = load_model(*lo);
+        if (!model) return;  // a pipeline rank > 0: its stage is done
         auto tok = lo->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;
         const auto toks = prompt_tokens(*lo, tok.get());
         Context ctx(*model, lo->params(std::max<int>(lo->ctx, static_cast<int>(toks.size()))));
@@ -111,6 +124,7 @@ void add_run(CLI::App& app) {
         if (chat->on) {
             if (ro->prompt.empty()) throw std::invalid_argument("--chat needs the user message as -p TEXT");
             auto model = load_model(*ro);
+            if (!model) return;
             auto tok = Tokenizer::from_gguf(model->file());
             Context ctx(*model, ro->params(ro->ctx));
             ChatSession session(ctx, *tok, pick_template(*model, *tok, chat->tmpl), *sp);
@@ -133,6 +147,7 @@ void add_run(CLI::App& app) {
             return;
         }
         auto model = load_model(*ro);
+        if (!model) return;
         // Text in, text out; with --tokens, ids in, ids out.
         auto tok = ro->tokens.empty() ? Tokenizer::from_gguf(model->file()) : nullptr;
         const auto toks = prompt_tokens(*ro, tok.get());

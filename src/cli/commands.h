@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,22 @@ CLI::App* add_bench_serve(CLI::App* bench);  // bench serve (cmd_serve_bench.cpp
 
 // Chat template from --chat-template or the model file (cmd_chat.cpp).
 }  // namespace loom::cli
-namespace loom { class Model; class Tokenizer; enum class ChatTemplate; }
+namespace loom { class Model; class Tokenizer; enum class ChatTemplate; class Pipeline; struct LoadOptions; }
 namespace loom::cli {
+// --pipeline and its options (pipeline.cpp).
+struct PipelineCliOpts {
+    bool on = false;
+    std::string split, dtype = "f32";
+    int micro_batches = 1;
+    double timeout_s = 300;
+};
+void add_pipeline_options(CLI::App* c, PipelineCliOpts& o);
+// With --pipeline: MPI up and the split made (runtime/pipeline.h); nullptr without
+// (the other pipeline options are then refused). Call before loading anything.
+std::unique_ptr<Pipeline> start_pipeline(const PipelineCliOpts& o, const std::string& model_path);
+// The model, or with a pipeline this rank's stage of it. Ranks > 0 then evaluate
+// their stage for rank 0 until it stops them, and get nullptr: the command returns.
+std::unique_ptr<Model> load_stage(Pipeline* pipe, const std::string& path, LoadOptions lo, int n_threads);
 // --chat-template NAME, else the file's (chat/chat.h); says which on stderr.
 ChatTemplate pick_template(const Model& m, const Tokenizer& tok, const std::string& forced);
 

@@ -38,9 +38,13 @@ KvCache::ReadBytes KvCache::read_bytes(std::span<const int> layer_window, int64_
 }
 
 KvCache::KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type, GgmlType v_type,
-                 std::span<const int> layer_window, int n_window_cells)
+                 std::span<const int> layer_window, int n_window_cells, int layer_begin, int layer_end)
     : kv_dim_(kv_dim), k_type_(k_type), v_type_(v_type) {
     if (n_cells <= 0) throw std::invalid_argument("context size must be positive");
+    if (layer_end < 0) layer_end = n_layer;
+    if (layer_begin < 0 || layer_begin > layer_end || layer_end > n_layer)
+        throw std::invalid_argument("KV cache: layers " + std::to_string(layer_begin) + " to " +
+                                    std::to_string(layer_end) + " of " + std::to_string(n_layer));
     if (!layer_window.empty() && static_cast<int>(layer_window.size()) != n_layer)
         throw std::invalid_argument("KV cache: " + std::to_string(layer_window.size()) + " layer windows for " +
                                     std::to_string(n_layer) + " layers");
@@ -58,11 +62,11 @@ KvCache::KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type, GgmlType
         streams_[1].window = window;
     }
     stream_of_.assign(n_layer, 0);
-    slot_.assign(n_layer, 0);
+    slot_.assign(n_layer, -1);
     for (int l = 0; l < n_layer; ++l) {
         const int s = !layer_window.empty() && layer_window[l] > 0 ? 1 : 0;
         stream_of_[l] = s;
-        slot_[l] = streams_[s].n_layer++;
+        if (l >= layer_begin && l < layer_end) slot_[l] = streams_[s].n_layer++;
     }
     for (Stream& st : streams_) {
         const size_t rows = static_cast<size_t>(st.n_layer) * st.n_cells;

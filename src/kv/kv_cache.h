@@ -32,15 +32,19 @@ public:
     // the row; kv_dim must then be a multiple of 32). layer_window: each layer's sliding
     // window (0 = full context; empty = all full); layers with one go to stream 1 of
     // n_window_cells cells, sized for the largest window. Throws std::invalid_argument.
+    // A pipeline stage stores keys and values of layers [layer_begin, layer_end) only
+    // (-1: to the last) but keeps the bookkeeping of all: every stage allocates the
+    // same cells for the same calls.
     KvCache(int n_layer, int n_cells, int kv_dim, GgmlType k_type = GgmlType::F16,
-            GgmlType v_type = GgmlType::F16, std::span<const int> layer_window = {}, int n_window_cells = 0);
+            GgmlType v_type = GgmlType::F16, std::span<const int> layer_window = {}, int n_window_cells = 0,
+            int layer_begin = 0, int layer_end = -1);
 
     // Streams: 0 = full-attention layers (always there, possibly without layers),
     // 1 = sliding-window layers (only when some layer has a window).
     int n_streams() const { return static_cast<int>(streams_.size()); }
     int stream_of(int layer) const { return stream_of_[layer]; }
     int stream_window(int s) const { return streams_[s].window; }  // largest window of its layers; 0 = full
-    int stream_layers(int s) const { return streams_[s].n_layer; }
+    int stream_layers(int s) const { return streams_[s].n_layer; }  // layers stored here
 
     int n_cells(int s = 0) const { return streams_[s].n_cells; }
     int n_free(int s = 0) const { return streams_[s].n_free; }
@@ -91,8 +95,8 @@ public:
     int32_t cell_pos(int32_t cell, int s = 0) const { return streams_[s].pos[cell]; }
     int32_t cell_refs(int32_t cell, int s = 0) const { return streams_[s].refs[cell]; }  // 0 = free
 
-    // Row of a cell (of the layer's stream) in a layer; cells of a layer are
-    // k_row_bytes() apart.
+    // Row of a cell (of the layer's stream) in a layer stored here; cells of a layer
+    // are k_row_bytes() apart.
     uint8_t* k(int layer, int32_t cell) { return &stream_for(layer).k[row(layer, cell) * k_row_]; }
     uint8_t* v(int layer, int32_t cell) { return &stream_for(layer).v[row(layer, cell) * v_row_]; }
     const uint8_t* k(int layer, int32_t cell) const { return &stream_for(layer).k[row(layer, cell) * k_row_]; }
@@ -118,7 +122,7 @@ private:
     GgmlType k_type_, v_type_;
     size_t k_row_, v_row_;
     std::vector<Stream> streams_;
-    std::vector<int> stream_of_, slot_;  // per layer: its stream, its index among the stream's layers
+    std::vector<int> stream_of_, slot_;  // per layer: its stream, its index among the stream's stored layers (-1: not stored)
 };
 
 }  // namespace loom

@@ -12,16 +12,17 @@ namespace loom {
 
 void DecoderModel::load_embeddings_and_head() {
     const Hparams& h = hp_;
-    tok_embd_ = matrix("token_embd.weight", h.n_embd, h.n_vocab, true, /*pack=*/false);
+    if (embeds()) tok_embd_ = matrix("token_embd.weight", h.n_embd, h.n_vocab, true, /*pack=*/false);
+    if (!heads()) return;
     out_norm_ = vector("output_norm.weight", h.n_embd);
     output_ = matrix("output.weight", h.n_embd, h.n_vocab, /*required=*/false);
     if (!output_) output_ = matrix("token_embd.weight", h.n_embd, h.n_vocab);  // tied embeddings
 }
 
-std::vector<int> DecoderModel::layer_windows() const {
-    std::vector<int> w;
-    for (const DecoderLayer& L : layers_) w.push_back(L.window);
-    return w;
+void DecoderModel::add_layer(int i, int window, DecoderLayer L) {
+    windows_.push_back(window);
+    L.window = window;
+    if (has_layer(i)) layers_.push_back(std::move(L));
 }
 
 DecoderLayer DecoderModel::load_layer(int i) {
@@ -41,28 +42,32 @@ DecoderLayer DecoderModel::load_layer(int i) {
     return L;
 }
 
-void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* logits) const {
+void DecoderModel::forward_stage(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* xp,
+                                 float* logits) const {
     const Hparams& h = hp_;
     const int T = plan.n_tokens(), d = h.n_embd;
     // Activations in the caller's buffers, which only grow: a 512-token prompt needs
     // tens of MB, which fresh vectors would fault in and zero on every call.
     size_t next = 0;
     auto take = [&](size_t n) { return ws.floats(next++, n); };
-    const auto x = take(size_t(T) * d), xn = take(size_t(T) * d), y = take(size_t(T) * d),
+    const std::span<float> x(xp, size_t(T) * d);
+    const auto xn = take(size_t(T) * d), y = take(size_t(T) * d),
                q = take(size_t(T) * h.q_dim()), k = take(size_t(T) * h.kv_dim()), v = take(size_t(T) * h.kv_dim()),
                att = take(size_t(T) * h.q_dim()), g = take(size_t(T) * h.n_ff), u = take(size_t(T) * h.n_ff);
     if (!ws.attention) ws.attention = &kernels::select_attention(kernels::cpu_features());
     const ops::RopeTable rope = ops::rope_table(plan.pos, h.n_rot, h.rope_theta, rope_factors(plan), opt_.rope_attn_factor);
     const float q_scale = h.query_scale > 0 ? h.query_scale : 1.0f / std::sqrt(float(h.head_dim));
 
-    for (int t = 0; t < T; ++t) ops::embed_row(tok_embd_, plan.token[t], &x[size_t(t) * d]);
-    if (opt_.scale_embeddings) {
-        const float s = std::sqrt(float(d));
-        for (float& e : x) e *= s;
+    if (embeds()) {
+        for (int t = 0; t < T; ++t) ops::embed_row(tok_embd_, plan.token[t], &x[size_t(t) * d]);
+        if (opt_.scale_embeddings) {
+            const float s = std::sqrt(float(d));
+            for (float& e : x) e *= s;
+        }
     }
 
-    for (int l = 0; l < h.n_layer; ++l) {
-        const DecoderLayer& L = layers_[l];
+    for (int l = layer_begin(); l < layer_end(); ++l) {
+        const DecoderLayer& L = layers_[size_t(l - layer_begin())];
         // ---- attention
         ops::rmsnorm(x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
         ops::matmul_n(pool, std::array{&L.wq, &L.wk, &L.wv}, xn.data(), T, std::array{q.data(), k.data(), v.data()}, {}, &ws.act);
@@ -84,9 +89,11 @@ void DecoderModel::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool,
         ops::matmul(pool, L.down, g.data(), T, y.data(), 0, &ws.act);
         if (!L.post_ffn_norm.empty()) ops::rmsnorm(y.data(), L.post_ffn_norm.data(), y.data(), T, d, h.norm_eps);
         ops::add(x.data(), y.data(), size_t(T) * d);
+        if (ws.between_layers) ws.between_layers();
     }
 
     // ---- head, only for the rows whose logits are wanted
+    if (!heads()) return;
     const int R = static_cast<int>(plan.out_rows.size());
     for (int r = 0; r < R; ++r)
         ops::rmsnorm(&x[size_t(plan.out_rows[r]) * d], out_norm_.data(), &xn[size_t(r) * d], 1, d, h.norm_eps);

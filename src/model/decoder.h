@@ -27,14 +27,18 @@ struct DecoderOptions {
 
 class DecoderModel : public Model {
 public:
-    void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* logits) const override;
-    std::vector<int> layer_windows() const override;
+    void forward_stage(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* x,
+                       float* logits) const override;
+    std::vector<int> layer_windows() const override { return windows_; }
 
 protected:
     using Model::Model;
-    // token_embd (unpacked, for lookups), output_norm, and output.weight or, when
-    // absent, the tied embedding packed for the head.
+    // token_embd (unpacked, for lookups) when embeds(); output_norm, and output.weight
+    // or, when absent, the tied embedding packed for the head, when heads().
     void load_embeddings_and_head();
+    // Every block's window, in order (the KV cache of a stage keeps the whole model's
+    // layout); the block itself when the stage holds it (has_layer), else dropped.
+    void add_layer(int i, int window, DecoderLayer L);
     // Block i as separate tensors: attn_norm, attn_q/k/v/output, ffn_norm and
     // ffn_gate/up/down (Llama, Gemma 2); architectures add what they have beyond it.
     DecoderLayer load_layer(int i);
@@ -44,7 +48,8 @@ protected:
     DecoderOptions opt_;
     Weight tok_embd_, output_;
     std::vector<float> out_norm_;
-    std::vector<DecoderLayer> layers_;
+    std::vector<DecoderLayer> layers_;  // blocks layer_begin() .. layer_end() - 1
+    std::vector<int> windows_;          // per block of the whole model
 };
 
 }  // namespace loom

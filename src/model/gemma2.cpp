@@ -26,11 +26,15 @@ public:
         load_embeddings_and_head();
         for (int i = 0; i < h.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
+            const int window = i % 2 == 0 ? h.sliding_window : 0;
+            if (!has_layer(i)) {
+                add_layer(i, window, {});
+                continue;
+            }
             DecoderLayer L = load_layer(i);
             L.post_attn_norm = vector(p + "post_attention_norm.weight", d);
             L.post_ffn_norm = vector(p + "post_ffw_norm.weight", d);
-            L.window = i % 2 == 0 ? h.sliding_window : 0;
-            layers_.push_back(std::move(L));
+            add_layer(i, window, std::move(L));
         }
     }
 };

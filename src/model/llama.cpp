@@ -12,7 +12,7 @@ public:
         read_common_hparams();
         const Hparams& h = hp_;
         load_embeddings_and_head();
-        for (int i = 0; i < h.n_layer; ++i) layers_.push_back(load_layer(i));
+        for (int i = 0; i < h.n_layer; ++i) add_layer(i, 0, has_layer(i) ? load_layer(i) : DecoderLayer{});
         rope_freqs_ = vector("rope_freqs.weight", h.n_rot / 2, /*required=*/false);  // Llama 3.1+
     }
 

@@ -15,8 +15,18 @@
 namespace loom {
 
 Model::Model(std::unique_ptr<gguf::File> f, const LoadOptions& opts)
-    : file_(std::move(f)), load_threads_(opts.n_threads) {}
+    : file_(std::move(f)),
+      load_threads_(opts.n_threads),
+      layer_begin_(opts.layer_begin),
+      opt_layer_end_(opts.layer_end),
+      embed_(opts.embed),
+      head_(opts.head) {}
 Model::~Model() = default;
+
+void Model::forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* logits) const {
+    if (!whole()) throw std::logic_error("Model::forward on a pipeline stage (use forward_stage)");
+    forward_stage(plan, kv, pool, ws, ws.hidden(size_t(plan.n_tokens()) * hp_.n_embd).data(), logits);
+}
 
 void Model::fail(const std::string& what) const {
     throw std::runtime_error(file_->path() + ": " + what);
@@ -60,6 +70,10 @@ void Model::read_common_hparams() {
     hp_.arch = a;
     hp_.n_embd = int_key(a + ".embedding_length", std::nullopt, 1, 1 << 20);
     hp_.n_layer = int_key(a + ".block_count", std::nullopt, 1, 4096);
+    layer_end_ = opt_layer_end_ < 0 ? hp_.n_layer : opt_layer_end_;
+    if (layer_begin_ < 0 || layer_begin_ > layer_end_ || layer_end_ > hp_.n_layer)
+        fail("blocks " + std::to_string(layer_begin_) + " to " + std::to_string(layer_end_) +
+             " asked for a pipeline stage, but the model has " + std::to_string(hp_.n_layer));
     hp_.n_ff = int_key(a + ".feed_forward_length", std::nullopt, 1, 1 << 22);
     hp_.n_head = int_key(a + ".attention.head_count", std::nullopt, 1, 4096);
     hp_.n_head_kv = int_key(a + ".attention.head_count_kv", hp_.n_head, 1, hp_.n_head);

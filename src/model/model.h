@@ -2,6 +2,7 @@
 // the architecture's forward pass over a batch of tokens from many sequences.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,9 +39,18 @@ public:
     // (nullptr: chosen at the first forward pass).
     const kernels::AttentionKernel* attention = nullptr;
     std::vector<uint8_t> act;  // activations quantized for the matmuls (ops::matmul's act)
+    // The hidden state between layers, at least n floats: what a pipeline stage
+    // receives from the previous one and hands to the next (Model::forward_stage).
+    std::span<float> hidden(size_t n) {
+        if (hidden_.size() < n) hidden_.resize(n);
+        return {hidden_.data(), n};
+    }
+    // Called after each layer when set (a pipeline stage keeps its messages moving).
+    std::function<void()> between_layers;
 
 private:
     std::vector<std::vector<float>> bufs_;
+    std::vector<float> hidden_;
 };
 
 // Hyperparameters, read from `<arch>.*` metadata. Fields an architecture does
@@ -76,6 +86,12 @@ struct Weight {
 struct LoadOptions {
     bool verbose = false;  // one line on stderr: what was repacked, how fast
     int n_threads = 0;     // threads repacking weights at load (0 = default_threads(), as -t 0)
+    // A pipeline stage (runtime/pipeline.h): only blocks [layer_begin, layer_end)
+    // (-1: to the last), the token embeddings only with `embed` (the first stage),
+    // the output norm and head only with `head` (the last). Tensors of other stages
+    // are never read: their pages of the mapped file stay on disk.
+    int layer_begin = 0, layer_end = -1;
+    bool embed = true, head = true;
 };
 
 // Weights rewritten into kernel layouts at load (Model::pack_for_kernel).
@@ -105,9 +121,22 @@ public:
 
     // Computes plan.out_rows' logits into `logits` ([out_rows][n_vocab]); writes
     // the batch's keys and values into kv at the cells of plan.streams. Activations
-    // live in ws (the caller's).
-    virtual void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws,
-                         float* logits) const = 0;
+    // live in ws (the caller's). A whole model only (embeds() and heads()).
+    void forward(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* logits) const;
+    // This stage's part of the pass. x: [n_tokens][n_embd], the hidden state entering
+    // block layer_begin(): written here from the tokens when embeds(), else the
+    // previous stage's output; on return, the state after block layer_end() - 1.
+    // When heads(), plan.out_rows' logits go to `logits` as forward()'s. The same
+    // operations in the same order as forward(): stages chained give its bits.
+    virtual void forward_stage(const BatchPlan& plan, KvCache& kv, ThreadPool& pool, Workspace& ws, float* x,
+                               float* logits) const = 0;
+    // The blocks this model holds (all of them unless loaded as a pipeline stage),
+    // and whether it holds the token embeddings / the output norm and head.
+    int layer_begin() const { return layer_begin_; }
+    int layer_end() const { return layer_end_; }
+    bool embeds() const { return embed_; }
+    bool heads() const { return head_; }
+    bool whole() const { return embed_ && head_ && layer_begin_ == 0 && layer_end_ == hp_.n_layer; }
     // Each layer's sliding attention window (0 = full context): the KV cache gives
     // window layers a bounded pool of their own.
     virtual std::vector<int> layer_windows() const { return std::vector<int>(static_cast<size_t>(hp_.n_layer), 0); }
@@ -132,6 +161,9 @@ protected:
     int int_key(const std::string& key, std::optional<int64_t> def, int64_t lo, int64_t hi) const;
     float float_key(const std::string& key, double def, double lo, double hi) const;
     void pack_for_kernel(Weight& w);  // `<arch>.*` keys shared by the Llama family
+    // Whether block i belongs to this stage (LoadOptions::layer_begin/end); call after
+    // read_common_hparams, which checks the range against the block count.
+    bool has_layer(int i) const { return i >= layer_begin_ && i < layer_end_; }
     [[noreturn]] void fail(const std::string& what) const;
     void finish_load(const LoadOptions& opts);  // after the architecture's loader: drop the packing pool
 
@@ -141,6 +173,9 @@ protected:
     std::vector<AnonBuffer> owned_;                              // tensors converted at load
     std::unique_ptr<ThreadPool> pack_pool_;                      // while loading only
     int load_threads_ = 0;                                       // LoadOptions::n_threads
+    int layer_begin_ = 0, layer_end_ = 0;                        // LoadOptions, checked
+    int opt_layer_end_ = -1;
+    bool embed_ = true, head_ = true;
     RepackStats repack_;
     std::unordered_set<std::string> counted_;                    // tensors already in weight_bytes_
     std::unordered_map<std::string, const uint8_t*> unpacked_;  // interleaved tensors made plain

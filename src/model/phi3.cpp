@@ -22,6 +22,10 @@ public:
         for (int i = 0; i < h.n_layer; ++i) {
             const std::string p = "blk." + std::to_string(i) + ".";
             DecoderLayer L;
+            if (!has_layer(i)) {
+                add_layer(i, h.sliding_window, std::move(L));
+                continue;
+            }
             L.attn_norm = vector(p + "attn_norm.weight", d);
             L.wq = matrix_rows(p + "attn_qkv.weight", d, qkv, 0, h.q_dim());
             L.wk = matrix_rows(p + "attn_qkv.weight", d, qkv, h.q_dim(), h.kv_dim());
@@ -31,8 +35,7 @@ public:
             L.gate = matrix_rows(p + "ffn_up.weight", d, 2 * h.n_ff, 0, h.n_ff);
             L.up = matrix_rows(p + "ffn_up.weight", d, 2 * h.n_ff, h.n_ff, h.n_ff);
             L.down = matrix(p + "ffn_down.weight", h.n_ff, d);
-            L.window = h.sliding_window;  // every layer, when the metadata asks
-            layers_.push_back(std::move(L));
+            add_layer(i, h.sliding_window, std::move(L));  // a window on every layer, when the metadata asks
         }
         // LongRoPE (128k variants).
         factors_long_ = vector("rope_factors_long.weight", h.n_rot / 2, false);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "runtime/pipeline.h"
 
 namespace loom {
 
@@ -20,7 +21,9 @@ KvCache make_cache(const Model& model, const ContextParams& p) {
     const std::vector<int> windows = model.layer_windows();
     const int window = windows.empty() ? 0 : *std::max_element(windows.begin(), windows.end());
     const int64_t n_window = std::min<int64_t>(p.n_ctx, int64_t(p.n_seq_max) * window + p.n_batch);
-    return KvCache(h.n_layer, p.n_ctx, h.kv_dim(), p.type_k, p.type_v, windows, static_cast<int>(n_window));
+    // A pipeline stage stores its own layers' keys and values (the bookkeeping of all).
+    return KvCache(h.n_layer, p.n_ctx, h.kv_dim(), p.type_k, p.type_v, windows, static_cast<int>(n_window),
+                   model.layer_begin(), model.layer_end());
 }
 
 }  // namespace
@@ -36,6 +39,29 @@ Context::Context(const Model& model, const ContextParams& params)
         throw std::invalid_argument("KV cache type q8_0 needs a head size that is a multiple of 32 (this model's: " +
                                     std::to_string(hd) + "); use f16");
     ws_.attention = &kernels::select_attention(kernels::cpu_features());  // once per context
+    if (params.pipeline) {
+        pipe_ = params.pipeline;
+        pipe_id_ = pipe_->attach(model, params_);
+    }
+}
+
+Context::~Context() {
+    if (pipe_) pipe_->detach(pipe_id_);
+}
+
+void Context::remove_seq(int32_t seq) {
+    kv_.remove_seq(seq);
+    if (pipe_) pipe_->kv_op(pipe_id_, Pipeline::Op::RemoveSeq, seq);
+}
+
+void Context::seq_rm(int32_t seq, int32_t pos) {
+    kv_.seq_rm(seq, pos);
+    if (pipe_) pipe_->kv_op(pipe_id_, Pipeline::Op::SeqRm, seq, pos);
+}
+
+void Context::clear() {
+    kv_.clear();
+    if (pipe_) pipe_->kv_op(pipe_id_, Pipeline::Op::Clear);
 }
 
 void Context::decode(std::span<const BatchToken> batch) {
@@ -69,14 +95,17 @@ void Context::decode(std::span<const BatchToken> batch) {
     // so the logits are those of one pass over the whole batch
     n_outputs_ = static_cast<int>(std::count_if(batch.begin(), batch.end(), [](const BatchToken& b) { return b.logits; }));
     logits_.resize(static_cast<size_t>(n_outputs_) * n_vocab);
+    if (pipe_) return pipe_->decode(*this, batch);  // the steps through every stage
+    if (!model_.whole()) throw std::logic_error("decode: this model is a pipeline stage, and the context has no pipeline");
     int out = 0;
     for (size_t b0 = 0; b0 < batch.size(); b0 += static_cast<size_t>(params_.n_batch)) {
         const size_t n = std::min(batch.size() - b0, static_cast<size_t>(params_.n_batch));
-        out += step(batch.subspan(b0, n), logits_.data() + static_cast<size_t>(out) * n_vocab);
+        float* x = ws_.hidden(n * static_cast<size_t>(model_.hparams().n_embd)).data();
+        out += step(batch.subspan(b0, n), x, logits_.data() + static_cast<size_t>(out) * n_vocab);
     }
 }
 
-int Context::step(std::span<const BatchToken> batch, float* logits) {
+int Context::step(std::span<const BatchToken> batch, float* x, float* logits) {
     const int T = static_cast<int>(batch.size());
     const int n_streams = kv_.n_streams();
     std::map<int32_t, std::pair<int32_t, int32_t>> range;  // per sequence: first and last position here
@@ -124,7 +153,7 @@ int Context::step(std::span<const BatchToken> batch, float* logits) {
             plan.streams[s].visible[t] = cells.first(static_cast<size_t>(end - cells.begin()));
         }
     }
-    model_.forward(plan, kv_, pool_, ws_, logits);
+    model_.forward_stage(plan, kv_, pool_, ws_, x, logits);
 
     // Later tokens of a sequence come after its last position p1 here: its window
     // cells at p1 - window and before are out of their reach.
@@ -141,6 +170,7 @@ void Context::fork(int32_t src, int32_t dst, int32_t upto_pos) {
             throw std::invalid_argument("fork: sequence id " + std::to_string(s) + " outside [0, " +
                                         std::to_string(params_.n_seq_max) + ")");
     kv_.fork(src, dst, upto_pos);
+    if (pipe_) pipe_->kv_op(pipe_id_, Pipeline::Op::Fork, src, dst, upto_pos);
 }
 
 std::span<const float> Context::logits(int i) const {
