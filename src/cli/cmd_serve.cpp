@@ -7,6 +7,7 @@
 #include "chat/chat.h"
 #include "cli/commands.h"
 #include "model/model.h"
+#include "runtime/pipeline.h"
 #include "runtime/scheduler.h"
 #include "server/engine_scheduler.h"
 #include "server/server.h"
@@ -22,6 +23,7 @@ struct ServeOpts {
     size_t max_body = 8u << 20;
     int max_tokens = 0;
     double timeout_s = 600;
+    PipelineCliOpts pipeline;
 };
 
 std::string trim(std::string s) {
@@ -55,13 +57,21 @@ void run_serve(const ServeOpts& o) {
         std::fprintf(stderr, "loom serve: warning: listening on %s without an API key (--api-key)\n", o.host.c_str());
     apply_isa(o.isa);
     apply_cpu_mask(o.cpu_mask);
-
-    // SIGINT / SIGTERM are taken by sigwait below; every thread started from here inherits the mask.
+    // SIGINT / SIGTERM are taken by sigwait below; every thread started from here inherits
+    // the mask (MPI's own threads too: mpirun's SIGTERM then reaches sigwait).
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    // --pipeline: ranks > 0 evaluate their layers for rank 0, which alone serves HTTP;
+    // mpirun's SIGTERM ends them at once.
+    const auto pipe = start_pipeline(o.pipeline, o.model);
+    if (pipe && pipe->rank() > 0) {
+        pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);
+        load_stage(pipe.get(), o.model, {}, o.threads);
+        return;
+    }
     std::signal(SIGPIPE, SIG_IGN);
 
     server::ServerOptions so;
@@ -79,7 +89,7 @@ void run_serve(const ServeOpts& o) {
     const int port = http.start();
     std::fprintf(stderr, "loom serve: listening on http://%s:%d (loading %s)\n", o.host.c_str(), port, o.model.c_str());
 
-    auto model = Model::load(o.model);
+    auto model = load_stage(pipe.get(), o.model, {}, o.threads);
     auto tok = Tokenizer::from_gguf(model->file());
     const ChatTemplate tmpl = pick_template(*model, *tok, o.tmpl);
     ContextParams cp;
@@ -89,6 +99,7 @@ void run_serve(const ServeOpts& o) {
     cp.type_k = KvCache::parse_type(o.type_k);
     cp.type_v = KvCache::parse_type(o.type_v);
     cp.n_batch = o.batch_tokens;
+    cp.pipeline = pipe && pipe->size() > 1 ? pipe.get() : nullptr;
     SchedulerParams sp;
     sp.n_parallel = o.parallel;
     sp.batch_tokens = o.batch_tokens;
@@ -112,7 +123,8 @@ void run_serve(const ServeOpts& o) {
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    std::fprintf(stderr, "loom serve: signal %d, shutting down\n", sig);
+    std::fprintf(stderr, "loom serve: signal %d, shutting down%s\n", sig,
+                 pipe && pipe->size() > 1 ? " (under mpirun: a rank failed, or the job was stopped; mpirun names the rank)" : "");
     http.stop();
     sched.stop();
 }
@@ -152,6 +164,7 @@ void add_serve(CLI::App& app) {
     add_cpu_mask_option(c, o->cpu_mask);
     add_cache_type_options(c, o->type_k, o->type_v);
     add_isa_option(c, o->isa);
+    add_pipeline_options(c, o->pipeline);
     c->footer("Endpoints: POST /v1/chat/completions, /v1/completions, /tokenize, /detokenize;\n"
               "GET /v1/models, /health (503 while loading), /metrics (Prometheus). Ctrl-C stops.");
     c->callback([o] { run_serve(*o); });

@@ -15,17 +15,6 @@
 
 namespace loom::dist {
 
-namespace {
-double seconds() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-void nap() {  // ~20 µs: a waiting rank leaves the core to a computing one
-    timespec ts{0, 20000};
-    nanosleep(&ts, nullptr);
-}
-}  // namespace
-
 #ifndef LOOM_HAVE_MPI
 
 bool available() { return false; }
@@ -49,6 +38,14 @@ static_assert(sizeof(MPI_Request) <= 16 && alignof(MPI_Request) <= 8);
 static_assert(sizeof(MPI_Comm) <= 16 && alignof(MPI_Comm) <= 8);
 
 namespace {
+double seconds() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+void nap() {  // ~20 µs: a waiting rank leaves the core to a computing one
+    timespec ts{0, 20000};
+    nanosleep(&ts, nullptr);
+}
 MPI_Request& req_of(unsigned char* raw) { return *reinterpret_cast<MPI_Request*>(raw); }
 MPI_Comm comm_of(const unsigned char* raw) { return *reinterpret_cast<const MPI_Comm*>(raw); }
 std::string error_string(int err) {

@@ -45,7 +45,7 @@ struct Setup {
 };
 
 struct Hello {
-    int32_t n_layer, n_embd, n_vocab, layer_begin, layer_end, embeds, heads, pad;
+    int32_t n_layer, n_embd, n_vocab, layer_begin, layer_end, embeds, heads, pid;
     uint64_t weight_bytes;
     char host[64];
 };
@@ -181,9 +181,10 @@ std::unique_ptr<Pipeline> Pipeline::start(const std::string& model_path, const P
     }
     p->comm_->bcast(&s, sizeof s, 0);
     if (s.status != 0) {
+        p->stopped_ = true;  // the others leave by themselves
         if (p->rank() == 0) throw std::runtime_error(error);
-        p.reset();     // MPI down; rank 0 says why
-        std::exit(1);
+        p.reset();  // MPI down; rank 0 says why and fails the job (an error here
+        std::exit(0);  // would have mpirun end rank 0 before it says so)
     }
     p->split_.begin.assign(s.begin, s.begin + N + 1);
     p->opts_.bf16 = s.bf16 != 0;
@@ -218,8 +219,9 @@ std::string Pipeline::describe_rank(int r) const {
     std::string s = "rank " + std::to_string(r);
     if (r >= 0 && r < split_.stages()) {
         s += " (";
-        s += split_.count(r) == 0 ? std::string("no blocks")
-                                  : "blocks " + std::to_string(split_.first(r)) + "-" + std::to_string(split_.end(r) - 1);
+        if (split_.count(r) == 0) s += "no blocks";
+        else if (split_.count(r) == 1) s += "block " + std::to_string(split_.first(r));
+        else s += "blocks " + std::to_string(split_.first(r)) + "-" + std::to_string(split_.end(r) - 1);
         if (r < static_cast<int>(hosts_.size()) && !hosts_[size_t(r)].empty()) s += " on " + hosts_[size_t(r)];
         s += ")";
     }
@@ -230,7 +232,8 @@ void Pipeline::handshake(const Model& stage) {
     const Hparams& h = stage.hparams();
     n_embd_ = h.n_embd;
     n_vocab_ = h.n_vocab;
-    Hello mine{h.n_layer, h.n_embd, h.n_vocab, stage.layer_begin(), stage.layer_end(), stage.embeds(), stage.heads(), 0,
+    Hello mine{h.n_layer, h.n_embd, h.n_vocab, stage.layer_begin(), stage.layer_end(), stage.embeds(), stage.heads(),
+               static_cast<int32_t>(::getpid()),
                stage.weight_bytes(), {}};
     std::snprintf(mine.host, sizeof mine.host, "%s", comm_->host().c_str());
     try {
@@ -243,7 +246,7 @@ void Pipeline::handshake(const Model& stage) {
             return;
         }
         hosts_.assign(size_t(size()), "");
-        hosts_[0] = mine.host;
+        hosts_[0] = std::string(mine.host) + ", pid " + std::to_string(mine.pid);
         std::vector<Hello> all{mine};
         for (int r = 1; r < size(); ++r) {
             // Loading a large stage takes a while: the limit is generous here.
@@ -252,7 +255,7 @@ void Pipeline::handshake(const Model& stage) {
             if (m.size() != sizeof o) fail("pipeline: rank " + std::to_string(r) + " sent a bad greeting");
             std::memcpy(&o, m.data(), sizeof o);
             o.host[sizeof o.host - 1] = 0;
-            hosts_[size_t(r)] = o.host;
+            hosts_[size_t(r)] = std::string(o.host) + ", pid " + std::to_string(o.pid);
             if (o.n_layer != mine.n_layer || o.n_embd != mine.n_embd || o.n_vocab != mine.n_vocab)
                 fail("pipeline: " + describe_rank(r) + " loaded another model: " + std::to_string(o.n_layer) +
                      " blocks, d=" + std::to_string(o.n_embd) + ", vocab " + std::to_string(o.n_vocab) + " (rank 0: " +

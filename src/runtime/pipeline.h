@@ -104,7 +104,7 @@ private:
     dist::Split split_;
     PipelineOptions opts_;
     int n_embd_ = 0, n_vocab_ = 0;
-    std::vector<std::string> hosts_;  // per rank (rank 0's view, after the handshake)
+    std::vector<std::string> hosts_;  // per rank: "host, pid N" (rank 0's view, after the handshake)
     std::mutex mu_;                   // one thread at a time in MPI (MPI_THREAD_SERIALIZED)
     std::deque<Pending> pending_;
     int next_id_ = 0;

@@ -77,3 +77,39 @@ TEST(KvFork, WindowStreamForksOnlyWhileTheSourceHoldsTheWindow) {
     EXPECT_EQ(kv.cell_refs(kv.seq_cells(1, 1)[0], 1), 2);
     EXPECT_FALSE(kv.can_fork(0, 2));  // positions 0..2 of the window stream are gone
 }
+
+// A pipeline stage stores its own layers only, and allocates exactly the cells the
+// whole cache does for the same calls (every rank places a token in the same cell).
+TEST(KvStage, StoresItsLayersAndKeepsEveryLayersBookkeeping) {
+    const std::vector<int> windows = {8, 0, 8, 0};
+    KvCache all(4, 64, 32, GgmlType::F16, GgmlType::F16, windows, 40);
+    KvCache part(4, 64, 32, GgmlType::F16, GgmlType::F16, windows, 40, 1, 3);  // layers 1 and 2
+    KvCache none(4, 64, 32, GgmlType::F16, GgmlType::F16, windows, 40, 4, 4);
+    EXPECT_EQ(part.n_streams(), 2);
+    EXPECT_EQ(none.n_streams(), 2);
+    EXPECT_EQ(part.stream_layers(0), 1);
+    EXPECT_EQ(part.stream_layers(1), 1);
+    EXPECT_EQ(none.bytes(), 0u);
+    EXPECT_EQ(part.bytes() * 2, all.bytes());  // 2 of 4 layers, one per stream
+    for (KvCache* kv : {&all, &part, &none}) {
+        fill(*kv, 0, 0, 12);
+        kv->fork(0, 1, 9);
+        kv->seq_rm(0, 6);
+        fill(*kv, 1, 10, 14);
+        kv->free_upto(1, 5, 1);
+        kv->remove_seq(0);
+        fill(*kv, 2, 0, 7);
+    }
+    for (int s = 0; s < 2; ++s) {
+        EXPECT_EQ(part.n_free(s), all.n_free(s));
+        for (int32_t seq : {0, 1, 2}) {
+            const auto a = all.seq_cells(seq, s), p = part.seq_cells(seq, s), n = none.seq_cells(seq, s);
+            EXPECT_EQ(std::vector<int32_t>(a.begin(), a.end()), std::vector<int32_t>(p.begin(), p.end()));
+            EXPECT_EQ(std::vector<int32_t>(a.begin(), a.end()), std::vector<int32_t>(n.begin(), n.end()));
+        }
+    }
+    // Rows of a stored layer are where the whole cache keeps them, relative to the layer.
+    EXPECT_EQ(part.k(2, 5) - part.k(2, 0), all.k(2, 5) - all.k(2, 0));
+    EXPECT_THROW(KvCache(4, 64, 32, GgmlType::F16, GgmlType::F16, windows, 40, 3, 2), std::invalid_argument);
+    EXPECT_THROW(KvCache(4, 64, 32, GgmlType::F16, GgmlType::F16, windows, 40, 0, 5), std::invalid_argument);
+}
