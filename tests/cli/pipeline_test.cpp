@@ -314,13 +314,15 @@ TEST(CliPipeline, KilledRankEndsTheJob) {
 }
 
 #ifdef LOOM_HAVE_HTTP
-// 4 concurrent greedy requests through `loom serve --pipeline` (3 ranks, prompts in
-// chunks): the same text and log-probabilities as one process serving them.
+// 4 concurrent greedy requests through `loom serve --pipeline` (3 ranks, gemma2 with its
+// sliding window, prompts in chunks; one asks for n = 2, whose choices share the
+// prompt's cells by a fork every rank repeats): the same text and log-probabilities
+// as one process serving them.
 TEST(CliPipeline, ServeFourConcurrentRequests) {
     LOOM_REQUIRE_MPI();
-    LOOM_REQUIRE_SHARED_FILE("models/llama-spm-small.q4_0.gguf");
-    const std::string args = " serve -m " + model("llama-spm-small.q4_0.gguf") +
-                             " --port 0 -t 1 --batch-tokens 8 --parallel 4 -c 2048 --chat-template chatml";
+    LOOM_REQUIRE_SHARED_FILE("models/gemma2-tiny.q4_0.gguf");
+    const std::string args = " serve -m " + model("gemma2-tiny.q4_0.gguf") +
+                             " --port 0 -t 1 --batch-tokens 8 --parallel 6 -c 2048 --chat-template gemma2";
     const std::vector<std::string> prompts = {kPrompt, "Once upon a time", "def fib(n): return fib(n - 1) + fib(n - 2)",
                                               "One two three four five six seven eight nine ten eleven twelve"};
     auto serve = [&](const std::string& cmd, const std::string& tag) {
@@ -337,7 +339,7 @@ TEST(CliPipeline, ServeFourConcurrentRequests) {
                 httplib::Client c("127.0.0.1", port);
                 c.set_read_timeout(60);
                 const nlohmann::json body = {{"prompt", prompts[i]}, {"max_tokens", 24}, {"temperature", 0},
-                                             {"logprobs", true}, {"ignore_eos", true}};
+                                             {"logprobs", true}, {"ignore_eos", true}, {"n", i == 1 ? 2 : 1}};
                 auto res = c.Post("/v1/completions", body.dump(), "application/json");
                 if (!res || res->status != 200) {
                     got[i] = res ? "HTTP " + std::to_string(res->status) + ": " + res->body
@@ -345,7 +347,7 @@ TEST(CliPipeline, ServeFourConcurrentRequests) {
                     return;
                 }
                 const auto j = nlohmann::json::parse(res->body);
-                got[i] = j["choices"][0]["text"].dump() + " " + j["choices"][0]["logprobs"]["token_logprobs"].dump();
+                for (const auto& ch : j["choices"]) got[i] += ch["text"].dump() + " " + ch["logprobs"]["token_logprobs"].dump();
             });
         for (auto& t : th) t.join();
         srv.signal(SIGTERM);
