@@ -99,7 +99,7 @@ endif()
 
 # deploy/: 2 `loom serve` replicas behind nginx (scripts/replicas, deploy/nginx) on loopback:
 # spread, session affinity, a killed replica. Needs nginx and curl (scripts/setup): without
-# them it skips (exit 77), or fails when CI is set. About 10 s.
+# them it skips (exit 77), or fails when CI is set. About 15-20 s.
 if(LOOM_HAVE_HTTP AND NOT CMAKE_CROSSCOMPILING)
   add_test(NAME deploy.replicas COMMAND bash ${CMAKE_SOURCE_DIR}/tests/deploy/replicas.sh $<TARGET_FILE:loom> ${LOOM_SHARED_DIR})
   set_tests_properties(deploy.replicas PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
