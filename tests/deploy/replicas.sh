@@ -190,7 +190,7 @@ done
 pid2="$(cat "$run/replica-2.pid")"
 kill -KILL "$pid2"
 # Dead once its port refuses connections (curl exit 7); requests started later must all succeed.
-for _ in $(seq 1 100); do
+for _ in $(seq 1 250); do
     rc=0; curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port2/health" || rc=$?
     [ "$rc" -eq 7 ] && break
     sleep 0.02
