@@ -6,7 +6,8 @@
 // Each case runs with 1 and 2 threads (output rows split in whole row groups, as
 // ops::matmul does). Weights are cycled through copies totalling >= 256 MiB so that
 // they come from DRAM, as during generation, not from the last-level cache.
-// Only the kernel's matmul call is timed (activations are quantized once in setup).
+// Timed: the kernel's prepare step and its matmul calls (activations are quantized once
+// in setup).
 #include <benchmark/benchmark.h>
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12, inside the AVX-512 headers
@@ -71,7 +72,7 @@ struct Case {
 struct Setup {
     loom::AnonBuffer mem;                // all copies, in huge pages like the engine's weights
     std::vector<const uint8_t*> copies;
-    std::vector<uint8_t> act;
+    std::vector<uint8_t> act, prep;  // quantized activations, their prepared form
     size_t arb = 0;
     std::vector<float> y;
 };
@@ -118,9 +119,11 @@ void BM_Matmul(benchmark::State& state, Case c) {
     size_t i = 0;
     for (auto _ : state) {
         const uint8_t* w = s.copies[i++ % s.copies.size()];
+        // The activations' prepare step is timed too: ops::matmul_n runs it once per call.
+        const uint8_t* prep = loom::kernels::prepare_all(*k, s.act.data(), s.arb, c.T, c.n_in, s.prep);
         tp.parallel_for(n_groups, [&](int64_t b, int64_t e, int) {
-            k->matmul(w, s.act.data(), s.arb, s.y.data(), c.n_out, c.n_in, c.n_out, b * rg, std::min(c.n_out, e * rg),
-                      c.T);
+            k->matmul(w, s.act.data(), s.arb, prep, s.y.data(), c.n_out, c.n_in, c.n_out, b * rg,
+                      std::min(c.n_out, e * rg), c.T);
         });
         benchmark::ClobberMemory();
     }
