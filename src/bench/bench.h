@@ -1,21 +1,24 @@
 // loom bench: latency and throughput versus concurrent users.
 //
 // One sweep point = (prompt length p, generated tokens n, users B, threads t).
-// One repetition of a point:
+// The users are B requests to the runtime's Scheduler (the project's one generate
+// loop; greedy, n + 1 tokens each), with --parallel B, --batch-tokens ubatch and
+// prompts first (SchedulerParams::prompts_first). One repetition of a point:
 //   1. prompt phase: B independent sequences, each with its own p random token
-//      ids, decoded in calls of at most `ubatch` tokens (users laid end to end,
-//      so one call usually holds several users' prompts). Logits only for each
+//      ids, decoded in steps of at most `ubatch` tokens (users laid end to end,
+//      so one step usually holds several users' prompts). Logits only for each
 //      user's last prompt token. TTFT of a user = time from the start of the
-//      phase until the call holding its last prompt token returns (its first
+//      phase until the step holding its last prompt token returns (its first
 //      token can be sampled then); ttft_ms is the mean over users,
 //      ttft_max_ms the time until every user has its first token.
 //   2. generation: n steps, each ONE decode call with B tokens (one per
 //      sequence, logits for all). latency of a step = that call's time;
 //      tg_tps = B*n / sum(steps); user_tps = n / sum(steps).
-//   Sampling (greedy argmax of each user's logits) happens between timed
-//   calls and is not counted. The KV cache is cleared between repetitions.
-// Before the repetitions of a point, a light warm-up (one decode of B tokens,
-// which reads every weight once) and `warmup` excluded full repetitions run.
+//   Only the decoder's calls are timed (decode, and fork for a shared prompt);
+//   the scheduler's bookkeeping and sampling between them are not counted.
+//   The KV cache is cleared between repetitions.
+// Before the repetitions of a point, a light warm-up (one step of B one-token
+// prompts, which reads every weight once) and `warmup` excluded full repetitions run.
 //
 // The clock and the decoder are injected, so the arithmetic is testable
 // without a model (see tests/bench).
@@ -31,6 +34,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/batch_decoder.h"
 
 namespace loom::bench {
 
@@ -73,29 +77,15 @@ std::vector<Point> sweep_points(const SweepParams& p);
 using Clock = std::function<double()>;
 double steady_seconds();
 
-// What the runner needs from the engine.
-class Decoder {
-public:
-    virtual ~Decoder() = default;
-    virtual int n_vocab() const = 0;
-    virtual void decode(std::span<const BatchToken> batch) = 0;
-    // Next token of the i-th output of the last decode (greedy); not timed.
-    virtual int32_t pick(int i) = 0;
-    virtual void clear() = 0;
-    // dst (empty) shares src's cached positions <= upto_pos (KV cells forked, not
-    // copied). Decoders that cannot return false from can_fork().
-    virtual bool can_fork() const { return false; }
-    virtual void fork(int32_t /*src*/, int32_t /*dst*/, int32_t /*upto_pos*/) {}
-};
-
+// The engine is a BatchDecoder (a Context; a fake in tests) that the scheduler runs on.
 struct DecoderSpec {
     int threads = 1, n_ctx = 0, n_seq = 1;
     std::string cache_type_k = "f16", cache_type_v = "f16";
 };
-using DecoderFactory = std::function<std::unique_ptr<Decoder>(const DecoderSpec&)>;
+using DecoderFactory = std::function<std::unique_ptr<BatchDecoder>(const DecoderSpec&)>;
 
 // The real engine: a Context on `model`.
-std::unique_ptr<Decoder> make_context_decoder(const Model& model, const DecoderSpec& spec);
+std::unique_ptr<BatchDecoder> make_context_decoder(const Model& model, const DecoderSpec& spec);
 
 // ------------------------------------------------------------------ results
 
@@ -153,12 +143,13 @@ struct Progress {
 };
 using ProgressFn = std::function<void(const Progress&)>;
 
-// Runs one point on `dec` (whose context holds >= B*(p+n) cells, B sequences).
-// With shared_prompt, user 0's prompt is encoded once (timed: pp); the other
-// users fork its cells (Decoder::fork, timed: their TTFT is user 0's plus the
-// forks up to theirs) and start from its first token. A decoder that cannot fork
-// gets the same tokens encoded for them outside the timing.
-PointResult run_point(Decoder& dec, const Point& pt, const SweepParams& p, const Clock& clock,
+// Runs one point on `dec` (whose context holds >= B*(p+n) cells, B sequences; one
+// user: p+n+1). With shared_prompt, user 0's prompt is encoded once (timed: pp);
+// the other users fork its cells (BatchDecoder::fork, timed: their TTFT is user
+// 0's plus the forks up to theirs) and start from its first token. Throws
+// std::logic_error when the scheduler did other work than that (a decoder that
+// cannot fork: the prompt encoded again).
+PointResult run_point(BatchDecoder& dec, const Point& pt, const SweepParams& p, const Clock& clock,
                       const ProgressFn& progress = {}, size_t point_index = 0, size_t n_points = 1);
 
 // All points; one decoder per point from the factory.

@@ -8,7 +8,7 @@
 
 #include "bench/bench.h"
 #include "kv/kv_cache.h"
-#include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 
 namespace loom::bench {
 
@@ -57,35 +57,14 @@ double steady_seconds() {
 
 // ------------------------------------------------------------------ the engine
 
-namespace {
-
-class ContextDecoder final : public Decoder {
-public:
-    ContextDecoder(const Model& m, const DecoderSpec& s) : ctx_(m, params(s)) {}
-    int n_vocab() const override { return ctx_.n_vocab(); }
-    void decode(std::span<const BatchToken> batch) override { ctx_.decode(batch); }
-    int32_t pick(int i) override { return argmax(ctx_.logits(i)); }
-    void clear() override { ctx_.clear(); }
-    bool can_fork() const override { return true; }
-    void fork(int32_t src, int32_t dst, int32_t upto_pos) override { ctx_.fork(src, dst, upto_pos); }
-
-private:
-    static ContextParams params(const DecoderSpec& s) {
-        ContextParams cp;
-        cp.n_ctx = std::max(1, s.n_ctx);
-        cp.n_threads = s.threads;
-        cp.n_seq_max = std::max(1, s.n_seq);
-        cp.type_k = KvCache::parse_type(s.cache_type_k);
-        cp.type_v = KvCache::parse_type(s.cache_type_v);
-        return cp;
-    }
-    Context ctx_;
-};
-
-}  // namespace
-
-std::unique_ptr<Decoder> make_context_decoder(const Model& model, const DecoderSpec& spec) {
-    return std::make_unique<ContextDecoder>(model, spec);
+std::unique_ptr<BatchDecoder> make_context_decoder(const Model& model, const DecoderSpec& s) {
+    ContextParams cp;
+    cp.n_ctx = std::max(1, s.n_ctx);
+    cp.n_threads = s.threads;
+    cp.n_seq_max = std::max(1, s.n_seq);
+    cp.type_k = KvCache::parse_type(s.cache_type_k);
+    cp.type_v = KvCache::parse_type(s.cache_type_v);
+    return std::make_unique<Context>(model, cp);
 }
 
 ModelCost model_cost(const Model& model, const std::string& cache_type_k, const std::string& cache_type_v) {
@@ -182,8 +161,81 @@ void summarize(PointResult& r, const ModelCost& cost) {
 
 namespace {
 
+// What the scheduler decodes through during a repetition: every call goes to the
+// real decoder; decode and fork calls are timed (the work measured; the scheduler's
+// bookkeeping and sampling between them are not). A user's first token is ready at
+// the end of the decode that gives its last prompt token logits, or of the fork
+// that gives it user 0's prompt cells (with their logits). Decode calls from the
+// moment every user has its first token on are generation steps.
+class TimedDecoder final : public BatchDecoder {
+public:
+    TimedDecoder(BatchDecoder& in, const Clock& clock, int n_users)
+        : in_(in), clock_(clock), first_(static_cast<size_t>(n_users), -1.0) {}
+
+    int n_vocab() const override { return in_.n_vocab(); }
+    int n_ctx() const override { return in_.n_ctx(); }
+    int n_seq_max() const override { return in_.n_seq_max(); }
+    int n_free() const override { return in_.n_free(); }
+    std::span<const float> logits(int i) const override { return in_.logits(i); }
+    void remove_seq(int32_t seq) override { in_.remove_seq(seq); }
+    bool can_fork(int32_t src, int32_t upto_pos) const override { return in_.can_fork(src, upto_pos); }
+    void seq_rm(int32_t seq, int32_t pos) override { in_.seq_rm(seq, pos); }
+    void clear() override { in_.clear(); }
+
+    void decode(std::span<const BatchToken> batch) override {
+        const bool generating = generating_now();
+        const double t0 = clock_();
+        in_.decode(batch);
+        const double dt = clock_() - t0;
+        work_ += dt;
+        if (generating) {
+            steps_.push_back(dt);
+        } else {
+            prompt_ += dt;
+            for (const BatchToken& b : batch)
+                if (b.logits) started(b.seq);
+        }
+    }
+    void fork(int32_t src, int32_t dst, int32_t upto_pos) override {
+        const double t0 = clock_();
+        in_.fork(src, dst, upto_pos);
+        work_ += clock_() - t0;
+        started(dst);
+    }
+
+    bool generating_now() const { return n_started_ == first_.size(); }
+    double prompt_s() const { return prompt_; }
+    std::vector<double>& first_s() { return first_; }
+    std::vector<double>& steps_s() { return steps_; }
+
+private:
+    void started(int32_t seq) {
+        if (seq < 0 || static_cast<size_t>(seq) >= first_.size() || first_[seq] >= 0) return;
+        first_[seq] = work_;
+        ++n_started_;
+    }
+    BatchDecoder& in_;
+    const Clock& clock_;
+    std::vector<double> first_;  // per user (sequence id): work time until its first token
+    size_t n_started_ = 0;
+    double work_ = 0, prompt_ = 0;
+    std::vector<double> steps_;
+};
+
+Request greedy_request(std::vector<int32_t> prompt, int n, int max_tokens, int* open) {
+    Request r;
+    r.prompt = std::move(prompt);
+    r.n = n;
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = 0;  // greedy (repetition penalties off by default)
+    r.stop_at_eog = false;
+    r.on_done = [open](const RequestResult&) { --*open; };
+    ++*open;
+    return r;
+}
+
 // One repetition; `timing` may be null (excluded warm-up repetition).
-void run_rep(Decoder& dec, const Point& pt, const SweepParams& p, const Clock& clock, uint64_t seed,
+void run_rep(BatchDecoder& dec, const Point& pt, const SweepParams& p, const Clock& clock, uint64_t seed,
              RepTiming* timing, const std::function<void(const char*, int, int)>& tick) {
     const int B = pt.batch, P = pt.n_prompt, N = pt.n_gen;
     dec.clear();
@@ -196,84 +248,48 @@ void run_rep(Decoder& dec, const Point& pt, const SweepParams& p, const Clock& c
         else
             for (int i = 0; i < P; ++i) prompt[u].push_back(dist(rng));
     }
-    // Prompt phase: users end to end, cut into calls of at most ubatch tokens.
-    // The logits row of a user's last prompt token is its output index in the
-    // call that holds it.
-    std::vector<int32_t> first(B, 0);
-    std::vector<double> ttft(B, 0.0);
-    auto encode = [&](int u_begin, int u_end, bool timed) {
-        std::vector<BatchToken> batch;
-        std::vector<int> done_users;  // users whose last token is in `batch`
-        double elapsed = 0;
-        auto flush = [&] {
-            if (batch.empty()) return;
-            const double t0 = clock();
-            dec.decode(batch);
-            const double dt = clock() - t0;
-            elapsed += dt;
-            for (size_t k = 0; k < done_users.size(); ++k) {
-                first[done_users[k]] = dec.pick(static_cast<int>(k));
-                ttft[done_users[k]] = elapsed;
-            }
-            batch.clear();
-            done_users.clear();
-            if (timed) tick("prompt", 0, 0);
-        };
-        for (int u = u_begin; u < u_end; ++u)
-            for (int i = 0; i < P; ++i) {
-                const bool last = i + 1 == P;
-                batch.push_back({prompt[u][i], i, u, last});
-                if (last) done_users.push_back(u);
-                if (static_cast<int>(batch.size()) == p.ubatch) flush();
-            }
-        flush();
-        return elapsed;
-    };
-    double pp_s = 0;
-    if (p.shared_prompt && dec.can_fork()) {
-        pp_s = encode(0, 1, true);
-        double t = pp_s;
-        for (int u = 1; u < B; ++u) {  // the prompt's cells, shared
-            const double t0 = clock();
-            dec.fork(0, u, P - 1);
-            t += clock() - t0;
-            ttft[u] = t;
-            first[u] = first[0];
-        }
-    } else if (p.shared_prompt) {
-        pp_s = encode(0, 1, true);
-        std::fill(ttft.begin(), ttft.end(), pp_s);
-        if (B > 1) {
-            const double keep = ttft[0];
-            encode(1, B, false);  // fill the other users' caches, not timed
-            std::fill(ttft.begin(), ttft.end(), keep);
-        }
-    } else {
-        pp_s = encode(0, B, true);
+    // The scheduler runs the users: prompts first, in steps of at most ubatch tokens
+    // (users end to end), then one step per generated token with one token per user.
+    // A shared prompt is one request of B choices: choice 0 encodes it, the others
+    // fork its cells and take its first token's logits.
+    TimedDecoder td(dec, clock, B);
+    SchedulerParams sp;
+    sp.n_parallel = B;
+    sp.batch_tokens = std::max(p.ubatch, B);
+    sp.max_waiting = B;
+    sp.prefix_cache = p.shared_prompt;
+    sp.prompts_first = true;
+    Scheduler sched(td, sp);
+    int open = 0;
+    if (p.shared_prompt) sched.submit(greedy_request(prompt[0], B, N + 1, &open));
+    else
+        for (int u = 0; u < B; ++u) sched.submit(greedy_request(prompt[u], 1, N + 1, &open));
+    const int64_t max_steps = int64_t(B) * P + N + 8;
+    for (int64_t step = 0; open > 0; ++step) {
+        if (step > max_steps) throw std::logic_error("bench: the scheduler has not finished after " + std::to_string(step) + " steps");
+        const bool generating = td.generating_now();
+        sched.step();
+        if (generating) tick("generation", static_cast<int>(td.steps_s().size()), N);
+        else tick("prompt", 0, 0);
     }
-    // Generation: one call per step with one token per user.
-    std::vector<double> steps;
-    steps.reserve(N);
-    std::vector<BatchToken> batch(B);
-    std::vector<int32_t> tok = first;
-    for (int s = 0; s < N; ++s) {
-        for (int u = 0; u < B; ++u) batch[u] = {tok[u], P + s, u, true};
-        const double t0 = clock();
-        dec.decode(batch);
-        steps.push_back(clock() - t0);
-        for (int u = 0; u < B; ++u) tok[u] = dec.pick(u);  // sampling: not timed
-        tick("generation", s + 1, N);
-    }
+    // What was measured is what the report says: each prompt encoded once, N steps.
+    const SchedulerStats st = sched.stats();
+    const uint64_t encoded = static_cast<uint64_t>(p.shared_prompt ? P : B * P);
+    if (st.prompt_tokens != encoded || td.steps_s().size() != static_cast<size_t>(N) ||
+        st.generated_tokens != static_cast<uint64_t>(B) * (N + 1))
+        throw std::logic_error("bench: the scheduler encoded " + std::to_string(st.prompt_tokens) + " prompt tokens (" +
+                               std::to_string(encoded) + " expected) and ran " + std::to_string(td.steps_s().size()) +
+                               " generation steps (" + std::to_string(N) + " expected)");
     if (timing) {
-        timing->pp_s = pp_s;
-        timing->ttft_s = std::move(ttft);
-        timing->step_s = std::move(steps);
+        timing->pp_s = td.prompt_s();
+        timing->ttft_s = std::move(td.first_s());
+        timing->step_s = std::move(td.steps_s());
     }
 }
 
 }  // namespace
 
-PointResult run_point(Decoder& dec, const Point& pt, const SweepParams& p, const Clock& clock,
+PointResult run_point(BatchDecoder& dec, const Point& pt, const SweepParams& p, const Clock& clock,
                       const ProgressFn& progress, size_t point_index, size_t n_points) {
     PointResult r;
     r.pt = pt;
@@ -291,15 +307,19 @@ PointResult run_point(Decoder& dec, const Point& pt, const SweepParams& p, const
         ev.n_steps = n_steps;
         progress(ev);
     };
-    // Light warm-up: one token per user (pages in and touches every weight).
+    // Light warm-up: one token per user in one step (pages in and touches every weight).
     report("warm-up", 0, 0, 0);
     {
         dec.clear();
-        std::vector<BatchToken> batch;
-        for (int u = 0; u < pt.batch; ++u) batch.push_back({u % dec.n_vocab(), 0, u, true});
-        dec.decode(batch);
-        dec.clear();
+        SchedulerParams sp;
+        sp.n_parallel = sp.max_waiting = sp.batch_tokens = pt.batch;
+        sp.prefix_cache = false;
+        Scheduler sched(dec, sp);
+        int open = 0;
+        for (int u = 0; u < pt.batch; ++u) sched.submit(greedy_request({u % dec.n_vocab()}, 1, 0, &open));
+        while (open > 0) sched.step();
     }
+    dec.clear();
     const uint64_t seed = p.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(pt.n_prompt) * 1000003u +
                           static_cast<uint64_t>(pt.batch);
     for (int w = 0; w < p.warmup; ++w)
@@ -324,7 +344,9 @@ std::vector<PointResult> run_sweep(const DecoderFactory& make, const SweepParams
         const Point& pt = pts[i];
         DecoderSpec spec;
         spec.threads = pt.threads;
-        spec.n_ctx = pt.batch * (pt.n_prompt + pt.n_gen);
+        // Every user's cells; one user alone gets a cell more, for the scheduler's check
+        // that the prompt and N + 1 tokens fit (the last one is sampled, not decoded).
+        spec.n_ctx = std::max(pt.batch * (pt.n_prompt + pt.n_gen), pt.n_prompt + pt.n_gen + 1);
         spec.n_seq = pt.batch;
         spec.cache_type_k = p.cache_type_k;
         spec.cache_type_v = p.cache_type_v;

@@ -297,7 +297,7 @@ void add_bench(CLI::App& app) {
     c->add_option("--ubatch", o->ubatch, "Most tokens per decode call while encoding prompts")->capture_default_str();
     add_cache_type_options(c, o->type_k, o->type_v);
     c->add_flag("--shared-prompt", o->shared_prompt,
-                "All users share one prompt, encoded once (timed); the other users share its KV cells");
+                "All users share one prompt, encoded once (timed); the other users fork its KV cells");
     c->add_option("--seed", o->seed, "Seed of the random prompts")->capture_default_str();
     c->add_option("--sla-ms", o->sla_ms, "Next-token latency target (ms)")->capture_default_str();
     c->add_option("--reading-tps", o->reading_tps, "Human reading speed (tokens/s per user)")->capture_default_str();
