@@ -2,12 +2,36 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 
 namespace loom {
 
+// The largest value first, in 16 independent lanes (a running maximum in one register
+// waits on itself every element: 128256 logits took ~190 us), then its first index.
 int32_t argmax(std::span<const float> logits) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    typedef float v4 __attribute__((vector_size(16)));
+    const size_t n = logits.size();
+    const float* l = logits.data();
+    if (n == 0) return 0;
+    float best = l[0];
+    size_t i = 0;
+    if (n >= 16) {
+        v4 m[4], x[4];
+        for (v4& v : m) std::memcpy(&v, l, sizeof v);
+        for (; i + 16 <= n; i += 16) {
+            std::memcpy(x, l + i, sizeof x);
+            for (int k = 0; k < 4; ++k) m[k] = x[k] > m[k] ? x[k] : m[k];
+        }
+        m[0] = m[1] > m[0] ? m[1] : m[0];
+        m[2] = m[3] > m[2] ? m[3] : m[2];
+        m[0] = m[2] > m[0] ? m[2] : m[0];
+        for (int k = 0; k < 4; ++k) best = m[0][k] > best ? m[0][k] : best;
+    }
+    for (; i < n; ++i) best = l[i] > best ? l[i] : best;
+    for (size_t j = 0; j < n; ++j)
+        if (l[j] == best) return static_cast<int32_t>(j);
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());  // NaNs
 }
 
 Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
@@ -24,12 +48,18 @@ void Sampler::accept(int32_t token) {
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
+    const bool pres_freq = p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f;
+    const bool penalize = (p_.repeat_penalty != 1.0f || pres_freq) && !recent_.empty();
+    if (p_.temperature <= 0.0f && !penalize) {  // plain greedy: the first best, read in place
+        const int32_t chosen = argmax(logits);
+        accept(chosen);
+        return chosen;
+    }
     cand_.resize(logits.size());
     for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {logits[i], static_cast<int32_t>(i)};
     // Repetition penalty (as in CTRL): divide positive logits, multiply negative ones;
     // then OpenAI's presence and frequency penalties, subtracted.
-    const bool pres_freq = p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f;
-    if ((p_.repeat_penalty != 1.0f || pres_freq) && !recent_.empty()) {
+    if (penalize) {
         std::unordered_map<int32_t, int> seen;
         for (int32_t t : recent_) ++seen[t];
         for (const auto& [t, count] : seen) {

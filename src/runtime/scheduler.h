@@ -77,7 +77,7 @@ struct TokenEvent {
     // earlier tokens released now. The concatenation of a choice's pieces is its
     // text, without the stop string and without end tokens.
     std::string_view text;
-    float logprob = 0;            // of `token` under the raw logits (log-softmax)
+    float logprob = 0;            // of `token` under the raw logits (log-softmax); 0 unless Request::logprobs or n_probs
     std::span<const TokenLogprob> top;  // the n_probs likeliest tokens, best first (empty if n_probs = 0)
     std::span<const float> logits;      // the raw logits row the token was sampled from
 };
@@ -115,6 +115,7 @@ struct Request {
     std::vector<int32_t> stop_tokens;   // more token ids that stop a choice
     std::vector<std::string> stop;      // stop strings (need a tokenizer); not part of the text
     int n = 1;                          // choices; they share the prompt's cells
+    bool logprobs = false;              // TokenEvent::logprob of each token (also with n_probs > 0)
     int n_probs = 0;                    // top logprobs per token (0 = none)
     // Per generated token, engine thread; return Control::Cancel to end the whole
     // request (finish reason Cancelled). An end token that stops a choice is not passed.

@@ -67,13 +67,17 @@ void Scheduler::sample(Seq* s, std::span<const float> logits) {
         ev.token = tok;
         ev.text = piece;
         ev.logits = logits;
-        // log-softmax of the raw logits
-        float mx = logits[0];
-        for (float l : logits) mx = std::max(mx, l);
-        double sum = 0;
-        for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
-        const float lse = mx + static_cast<float>(std::log(sum));
-        ev.logprob = logits[tok] - lse;
+        // log-softmax of the raw logits, when asked (a pass of exp over the vocabulary:
+        // several times the cost of sampling greedily)
+        float lse = 0;
+        if (q.r.logprobs || q.r.n_probs > 0) {
+            float mx = logits[0];
+            for (float l : logits) mx = std::max(mx, l);
+            double sum = 0;
+            for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
+            lse = mx + static_cast<float>(std::log(sum));
+            ev.logprob = logits[tok] - lse;
+        }
         std::vector<TokenLogprob> top;
         if (q.r.n_probs > 0) {
             std::vector<int32_t> idx(logits.size());

@@ -27,6 +27,7 @@ public:
         r.stop = std::move(p.stop);
         r.n = p.n;
         r.stop_at_eog = !p.ignore_eos;
+        r.logprobs = p.logprobs;
         r.n_probs = p.n_probs;
         auto c = std::make_shared<GenCallbacks>(std::move(cb));
         r.on_token = [c](const TokenEvent& e) {

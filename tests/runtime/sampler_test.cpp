@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 
 #include "kv/kv_cache.h"
 #include "runtime/sampler.h"
@@ -28,6 +30,22 @@ TEST(Sampler, GreedyPicksArgmaxAndLowestIdOnTies) {
     Sampler s(p);
     EXPECT_EQ(s.sample(std::vector<float>{0.1f, 3.0f, -1.0f, 2.0f}), 1);
     EXPECT_EQ(s.sample(std::vector<float>{5.0f, 1.0f, 5.0f}), 0);
+}
+
+TEST(Sampler, ArgmaxIsTheFirstLargestAtEveryLength) {
+    std::mt19937 rng(3);
+    for (int n = 1; n < 300; ++n)
+        for (int rep = 0; rep < 4; ++rep) {
+            std::vector<float> v(static_cast<size_t>(n));
+            for (float& x : v) x = static_cast<float>(static_cast<int>(rng() % 9) - 6);  // many ties, negative too
+            const auto want = std::max_element(v.begin(), v.end()) - v.begin();
+            ASSERT_EQ(argmax(v), want) << "n " << n;
+        }
+    std::vector<float> big(128256, -1.0f);
+    big[128255] = 2.0f;
+    EXPECT_EQ(argmax(big), 128255);
+    big[17] = 2.0f;
+    EXPECT_EQ(argmax(big), 17);
 }
 
 TEST(Sampler, SameSeedSameOutputOtherSeedDiffers) {
