@@ -383,3 +383,44 @@ TEST(Scheduler, DestroyingCancelsWhatIsLeft) {
     EXPECT_EQ(b.result.finish, FinishReason::Cancelled);
     EXPECT_EQ(a.tokens[0].size(), 1u);
 }
+
+// Two requests with the same prompt share its cells; cancelling the first mid-
+// generation frees only its own cells in that step, and the second goes on exactly
+// as alone.
+TEST(Scheduler, CancellingOneOfTwoSharingAPromptKeepsTheOther) {
+    const auto prompt = random_tokens(100, 21);
+    const Request ra = make_request(prompt, 30, 1), rb = make_request(prompt, 30, 2);
+    Scheduler s(tiny(), ctx_params(1024));
+    Trace a, b;
+    const uint64_t ia = s.submit(traced(ra, &a));
+    s.submit(traced(rb, &b));
+    for (int i = 0; i < 5; ++i) s.step();
+    EXPECT_EQ(s.stats().prefix_hit_tokens, 99u);  // b forked a's first 99 prompt cells
+    const Context& ctx = dynamic_cast<const Context&>(s.decoder());
+    s.cancel(ia);
+    s.step();
+    EXPECT_TRUE(a.done);
+    EXPECT_EQ(a.result.finish, FinishReason::Cancelled);
+    EXPECT_EQ(ctx.kv().seq_len(0), 0);
+    EXPECT_EQ(1024 - ctx.kv().n_free(), ctx.kv().seq_len(1));  // b's cells, shared ones included, and nothing else
+    for (int i = 0; i < 1000 && !b.done; ++i) s.step();
+    ASSERT_TRUE(b.done);
+    expect_same(run_alone(rb), b, "the one left");
+    s.clear_prefix_cache();
+    EXPECT_EQ(ctx.kv().n_free(), 1024);
+}
+
+// Prompts first (loom bench's phases): the same outputs as alone.
+TEST(Scheduler, PromptsFirstKeepsEveryOutput) {
+    SchedulerParams sp;
+    sp.n_parallel = 4;
+    sp.batch_tokens = 64;
+    sp.prompts_first = true;
+    Scheduler s(tiny(), ctx_params(1024), sp);
+    std::vector<Request> reqs;
+    for (int i = 0; i < 4; ++i) reqs.push_back(make_request(random_tokens(40 + 7 * i, 60 + i), 6, 600 + i));
+    std::vector<Trace> got(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) s.submit(traced(reqs[i], &got[i]));
+    run_until_done(s, got);
+    for (size_t i = 0; i < reqs.size(); ++i) expect_same(run_alone(reqs[i]), got[i], "request " + std::to_string(i));
+}
