@@ -10,6 +10,11 @@
 
 namespace loom {
 
+namespace {
+// Batches of at least this many tokens share RoPE and the KV store out to the pool.
+constexpr int kParallelTokens = 32;
+}  // namespace
+
 void DecoderModel::load_embeddings_and_head() {
     const Hparams& h = hp_;
     if (embeds()) tok_embd_ = matrix("token_embd.weight", h.n_embd, h.n_vocab, true, /*pack=*/false);
@@ -69,26 +74,31 @@ void DecoderModel::forward_stage(const BatchPlan& plan, KvCache& kv, ThreadPool&
     for (int l = layer_begin(); l < layer_end(); ++l) {
         const DecoderLayer& L = layers_[size_t(l - layer_begin())];
         // ---- attention
-        ops::rmsnorm(x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
+        ops::rmsnorm(pool, x.data(), L.attn_norm.data(), xn.data(), T, d, h.norm_eps);
         ops::matmul_n(pool, std::array{&L.wq, &L.wk, &L.wv}, xn.data(), T, std::array{q.data(), k.data(), v.data()}, {}, &ws.act);
-        for (int t = 0; t < T; ++t) {
-            ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, rope, t, opt_.rope);
-            ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, rope, t, opt_.rope);
-        }
-        ops::store_kv(plan, kv, l, k.data(), v.data());
+        // RoPE and the KV store, token by token (a prompt's tokens shared by the pool).
+        auto rope_store = [&](int64_t t0, int64_t t1, int) {
+            for (int64_t t = t0; t < t1; ++t) {
+                ops::rope(&q[size_t(t) * h.q_dim()], h.n_head, h.head_dim, rope, int(t), opt_.rope);
+                ops::rope(&k[size_t(t) * h.kv_dim()], h.n_head_kv, h.head_dim, rope, int(t), opt_.rope);
+            }
+            ops::store_kv(plan, kv, l, k.data(), v.data(), int(t0), int(t1));
+        };
+        if (T >= kParallelTokens) pool.parallel_for(T, rope_store);
+        else rope_store(0, T, 0);
         const ops::AttentionParams ap{h.n_head, h.n_head_kv, h.head_dim, q_scale, h.attn_softcap, L.window, ws.attention};
         ops::attention(pool, plan, kv, l, q.data(), att.data(), ap);
         ops::matmul(pool, L.wo, att.data(), T, y.data(), 0, &ws.act);
-        if (!L.post_attn_norm.empty()) ops::rmsnorm(y.data(), L.post_attn_norm.data(), y.data(), T, d, h.norm_eps);
-        ops::add(x.data(), y.data(), size_t(T) * d);
+        if (!L.post_attn_norm.empty()) ops::rmsnorm(pool, y.data(), L.post_attn_norm.data(), y.data(), T, d, h.norm_eps);
+        ops::add(pool, x.data(), y.data(), size_t(T) * d);
         // ---- feed-forward (gated)
-        ops::rmsnorm(x.data(), L.ffn_norm.data(), xn.data(), T, d, h.norm_eps);
+        ops::rmsnorm(pool, x.data(), L.ffn_norm.data(), xn.data(), T, d, h.norm_eps);
         ops::matmul_n(pool, std::array{&L.gate, &L.up}, xn.data(), T, std::array{g.data(), u.data()}, {}, &ws.act);
         if (opt_.gelu) ops::gelu_tanh_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
         else ops::silu_mul(pool, g.data(), u.data(), size_t(T) * h.n_ff);
         ops::matmul(pool, L.down, g.data(), T, y.data(), 0, &ws.act);
-        if (!L.post_ffn_norm.empty()) ops::rmsnorm(y.data(), L.post_ffn_norm.data(), y.data(), T, d, h.norm_eps);
-        ops::add(x.data(), y.data(), size_t(T) * d);
+        if (!L.post_ffn_norm.empty()) ops::rmsnorm(pool, y.data(), L.post_ffn_norm.data(), y.data(), T, d, h.norm_eps);
+        ops::add(pool, x.data(), y.data(), size_t(T) * d);
         if (ws.between_layers) ws.between_layers();
     }
 

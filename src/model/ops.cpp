@@ -68,6 +68,11 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, floa
     for (int64_t r = 0; r < rows; ++r) rmsnorm_row(x + r * n, w, y + r * n, n, eps);
 }
 
+void rmsnorm(ThreadPool& pool, const float* x, const float* w, float* y, int64_t rows, int n, float eps) {
+    if (rows < 2 || rows * n < kParallelElems) return rmsnorm(x, w, y, rows, n, eps);
+    pool.parallel_for(rows, [&](int64_t b, int64_t e, int) { rmsnorm(x + b * n, w, y + b * n, e - b, n, eps); });
+}
+
 void silu_mul(ThreadPool& pool, float* g, const float* u, int64_t n) {
     if (n < kParallelElems) return silu_mul_range(g, u, n);
     pool.parallel_for(n, [&](int64_t b, int64_t e, int) { silu_mul_range(g + b, u + b, e - b); }, 64);
@@ -79,6 +84,11 @@ void gelu_tanh_mul(ThreadPool& pool, float* g, const float* u, int64_t n) {
 }
 
 void add(float* x, const float* y, int64_t n) { add_range(x, y, n); }
+
+void add(ThreadPool& pool, float* x, const float* y, int64_t n) {
+    if (n < kParallelElems) return add_range(x, y, n);
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) { add_range(x + b, y + b, e - b); }, 64);
+}
 
 void softcap(float* x, int64_t n, float cap) {
     for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
@@ -238,10 +248,11 @@ void rope(float* x, int n_heads, int head_dim, const RopeTable& table, int t, Ro
 
 // ------------------------------------------------------------------ attention
 
-void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V) {
+void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V, int t0, int t1) {
     const int d = kv.kv_dim();
     const std::vector<int32_t>& cell = plan.streams[kv.stream_of(layer)].cell;
-    for (int t = 0; t < plan.n_tokens(); ++t) {
+    if (t1 < 0) t1 = plan.n_tokens();
+    for (int t = t0; t < t1; ++t) {
         quant::quantize_row(kv.k_type(), K + static_cast<size_t>(t) * d, kv.k(layer, cell[t]), d);
         quant::quantize_row(kv.v_type(), V + static_cast<size_t>(t) * d, kv.v(layer, cell[t]), d);
     }

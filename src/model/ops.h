@@ -9,8 +9,10 @@
 
 namespace loom::ops {
 
-// y = x / rms(x) * w, for `rows` rows of n.
+// y = x / rms(x) * w, for `rows` rows of n. With a pool, many rows (a prompt) are
+// shared by its threads; a row's result is the same either way.
 void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, float eps);
+void rmsnorm(ThreadPool& pool, const float* x, const float* w, float* y, int64_t rows, int n, float eps);
 
 // Y[t][o] = sum_i W[o][i] * X[t][i] for t < T; Y has row stride ldy (default n_out).
 // Activations are converted to the weight's activation type (int8 blocks for
@@ -71,13 +73,15 @@ struct AttentionParams {
 void attention(ThreadPool& pool, const BatchPlan& plan, const KvCache& kv, int layer, const float* Q,
                float* out, const AttentionParams& p);
 
-// Writes K and V rows of the batch into their cells of the layer's stream.
-void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V);
+// Writes K and V rows of the batch into their cells of the layer's stream (tokens
+// [t0, t1) of the batch; t1 < 0: to the end).
+void store_kv(const BatchPlan& plan, KvCache& kv, int layer, const float* K, const float* V, int t0 = 0, int t1 = -1);
 
 // Gated activations, element-wise (threads share large inputs).
 void silu_mul(ThreadPool& pool, float* g, const float* u, int64_t n);       // g = silu(g) * u
 void gelu_tanh_mul(ThreadPool& pool, float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
 void add(float* x, const float* y, int64_t n);            // x += y
+void add(ThreadPool& pool, float* x, const float* y, int64_t n);  // the same, large n shared by the pool
 void softcap(float* x, int64_t n, float cap);             // x = cap * tanh(x / cap)
 
 // Copies one row of an embedding matrix (any supported type) as floats.

@@ -150,11 +150,7 @@ void quantize_row(GgmlType t, const float* src, void* dst, int64_t n) {
         case GgmlType::F32:
             if (n) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
             return;
-        case GgmlType::F16: {
-            auto* d = static_cast<uint16_t*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = f32_to_fp16(src[i]);
-            return;
-        }
+        case GgmlType::F16: return f32_to_fp16_row(src, static_cast<uint16_t*>(dst), n);
         case GgmlType::BF16: {
             auto* d = static_cast<uint16_t*>(dst);
             for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);

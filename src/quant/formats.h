@@ -11,6 +11,9 @@ namespace loom::quant {
 // ------------------------------------------------------------------ fp16 / bf16
 float fp16_to_f32(uint16_t h);
 uint16_t f32_to_fp16(float f);          // round to nearest even
+// n values at once, each exactly f32_to_fp16 (the hardware conversion where there is
+// one, the portable code for NaNs).
+void f32_to_fp16_row(const float* x, uint16_t* y, int64_t n);
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);          // round to nearest even (NaN kept)
 

@@ -1,6 +1,15 @@
 // IEEE binary16 and bfloat16 conversions, bit-exact and portable (no hardware
-// conversion instructions), so every build rounds the same way.
+// conversion instructions), so every build rounds the same way. f32_to_fp16_row uses
+// the hardware conversion where there is one (F16C, NEON FCVTN): it rounds to nearest
+// even like f32_to_fp16 for every non-NaN input, and vectors holding a NaN (whose
+// payload the hardware would quiet) take the portable path.
 #include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include "quant/formats.h"
 
@@ -67,6 +76,54 @@ uint16_t f32_to_fp16(float f) {
     const uint32_t rem = a & 0x1fffu;
     if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;  // carry may bump the exponent
     return static_cast<uint16_t>(sign | q);
+}
+
+namespace {
+void f32_to_fp16_portable(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,f16c"))) void f32_to_fp16_f16c(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0) {
+            f32_to_fp16_portable(x + i, y + i, 8);
+            continue;
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                         _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    f32_to_fp16_portable(x + i, y + i, n - i);
+}
+bool have_f16c() {
+    static const bool f = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    return f;
+}
+#elif defined(__aarch64__)
+void f32_to_fp16_neon(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t v = vld1q_f32(x + i);
+        if (vminvq_u32(vceqq_f32(v, v)) == 0) {  // a NaN lane
+            f32_to_fp16_portable(x + i, y + i, 4);
+            continue;
+        }
+        vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(v)));  // FCVTN: the FPCR rounding, to nearest even
+    }
+    f32_to_fp16_portable(x + i, y + i, n - i);
+}
+#endif
+}  // namespace
+
+void f32_to_fp16_row(const float* x, uint16_t* y, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_f16c()) return f32_to_fp16_f16c(x, y, n);
+#elif defined(__aarch64__)
+    return f32_to_fp16_neon(x, y, n);
+#endif
+    f32_to_fp16_portable(x, y, n);
 }
 
 float bf16_to_f32(uint16_t h) { return bits_f32(static_cast<uint32_t>(h) << 16); }

@@ -1,7 +1,9 @@
 // fp16 / bf16 conversions: exhaustive over the 16-bit side, rounding cases on the f32 side.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -169,5 +171,38 @@ TEST(Bf16, RoundsToNearestEven) {
         const double dh = std::fabs(value(hi) - f);
         const uint16_t want = dl < dh ? lo : dh < dl ? hi : ((lo & 1) ? hi : lo);
         ASSERT_EQ(f32_to_bf16(f), want) << std::hex << bits(f);
+    }
+}
+
+// The row conversion (hardware F16C / FCVTN where there is one) equals f32_to_fp16
+// value by value: every f32 exponent with random mantissas (the fp16 subnormal range,
+// the overflow edge at 65520, ties), the halfway cases of every fp16 value, infinities,
+// and NaNs with assorted payloads (which the portable code keeps), at odd offsets and
+// lengths so the vector loop's tail and its NaN fallback both run.
+TEST(Fp16, RowConversionEqualsScalar) {
+    std::mt19937 rng(11);
+    std::vector<float> x;
+    for (uint32_t e = 0; e < 256; ++e)
+        for (int i = 0; i < 64; ++i) {
+            const uint32_t m = i < 4 ? (i == 0 ? 0u : i == 1 ? 0x1000u : i == 2 ? 0x7fffffu : 0x3000u) : rng() & 0x7fffffu;
+            x.push_back(from_bits((rng() & 0x80000000u) | (e << 23) | m));
+        }
+    for (uint32_t h = 0; h < 0x7c00u; ++h) {  // each fp16 value and the f32 halfway above it
+        const uint32_t b = bits(fp16_to_f32(static_cast<uint16_t>(h)));
+        x.push_back(from_bits(b));
+        x.push_back(from_bits(b + (h < 0x400u ? 0u : 0x1000u)));
+    }
+    for (float v : {65504.0f, 65519.99f, 65520.0f, 1e30f, INFINITY, -INFINITY, 0.0f, -0.0f}) x.push_back(v);
+    for (uint32_t payload : {1u, 0x1000u, 0x1fffu, 0x2000u, 0x400000u, 0x7fffffu}) {
+        x.push_back(from_bits(0x7f800000u | payload));
+        x.push_back(from_bits(0xff800000u | payload));
+    }
+    std::shuffle(x.begin(), x.end(), rng);
+    for (size_t off : {0u, 1u, 3u}) {
+        const size_t n = x.size() - off - (off == 1 ? 5 : 0);
+        std::vector<uint16_t> got(n);
+        f32_to_fp16_row(x.data() + off, got.data(), static_cast<int64_t>(n));
+        for (size_t i = 0; i < n; ++i)
+            ASSERT_EQ(got[i], f32_to_fp16(x[off + i])) << "f32 0x" << std::hex << bits(x[off + i]);
     }
 }

@@ -39,6 +39,7 @@ struct Ymm8 {
     static constexpr int R = 8;
     using Vec = __m256;
     static Vec load(const float* p) { return _mm256_load_ps(p); }
+    static Vec zero() { return _mm256_setzero_ps(); }
     static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
     // The first `valid` of R floats of src to y.
     static void store_rows(float* y, const float* src, int valid) {
@@ -58,6 +59,7 @@ struct Zmm16 {
     static constexpr int R = 16;
     using Vec = __m512;
     static Vec load(const float* p) { return _mm512_load_ps(p); }
+    static Vec zero() { return _mm512_setzero_ps(); }
     static void store(float* p, Vec v) { _mm512_store_ps(p, v); }
     static void store_rows(float* y, const float* src, int valid) {
         _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << valid) - 1), _mm512_load_ps(src));
@@ -65,11 +67,12 @@ struct Zmm16 {
 };
 #endif
 
-// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x R running sums.
+// NT rows over blocks [b0, b1) of one group; acc_mem holds NT x R running sums (not
+// read for the first sweep, b0 = 0: they start at zero).
 template <class K, int NT>
 void group_tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, float* acc_mem) {
     typename K::Vec acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = K::load(acc_mem + K::R * t);
+    for (int t = 0; t < NT; ++t) acc[t] = b0 == 0 ? K::zero() : K::load(acc_mem + K::R * t);
     K::template tile<NT>(wq, wd, pn, b0, b1, acc);
     for (int t = 0; t < NT; ++t) K::store(acc_mem + K::R * t, acc[t]);
 }
@@ -113,7 +116,7 @@ void matmul(const uint8_t* w, const uint8_t* /*act*/, size_t /*arb*/, const uint
             const uint8_t* g = base + (o / R) * gs;
             const auto* wd = reinterpret_cast<const uint16_t*>(g + nb * K::kMain);
             const int valid = o1 - o < R ? static_cast<int>(o1 - o) : R;
-            float* accs = zeroed_scratch(static_cast<size_t>(p1 - p0) * R);
+            float* accs = acc_scratch(static_cast<size_t>(p1 - p0) * R);
             for (int64_t b0 = 0; b0 < nb; b0 += kb) {
                 const int64_t b1 = nb - b0 < kb ? nb : b0 + kb;
                 for (int64_t t0 = p0; t0 < p1; t0 += kTile) {

@@ -251,12 +251,10 @@ void panel_q8_K_sums(const uint8_t* act, size_t arb, int64_t nb, int tile, int64
     }
 }
 
-float* zeroed_scratch(size_t n) {
+float* acc_scratch(size_t n) {
     thread_local std::vector<float> buf;
     if (buf.size() < n + 16) buf.resize(n + 16);
-    float* p = reinterpret_cast<float*>(align64(reinterpret_cast<uint8_t*>(buf.data())));
-    std::memset(p, 0, n * sizeof(float));
-    return p;
+    return reinterpret_cast<float*>(align64(reinterpret_cast<uint8_t*>(buf.data())));
 }
 
 }  // namespace loom::kernels::x86

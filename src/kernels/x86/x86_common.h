@@ -125,8 +125,9 @@ void panel_q8_K(const uint8_t* act, size_t act_row_bytes, int64_t nb, int tile, 
                 uint8_t* panel);
 void panel_q8_K_sums(const uint8_t* act, size_t act_row_bytes, int64_t nb, int tile, int64_t T, int64_t t0,
                      int64_t t1, uint8_t* panel);
-// Per-thread scratch for n floats, 64-byte aligned, zeroed (running sums of a group).
-float* zeroed_scratch(size_t n);
+// Per-thread scratch for n floats, 64-byte aligned (running sums of a group; the first
+// sweep writes them before any read).
+float* acc_scratch(size_t n);
 
 // ------------------------------------------------------------------ quantize_*.cpp
 // Byte-identical to quant::quantize_row for Q8_0 / Q8_K.
