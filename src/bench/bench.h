@@ -81,6 +81,7 @@ double steady_seconds();
 struct DecoderSpec {
     int threads = 1, n_ctx = 0, n_seq = 1;
     std::string cache_type_k = "f16", cache_type_v = "f16";
+    Pipeline* pipeline = nullptr;  // rank 0 of a pipeline (loom bench --pipeline)
 };
 using DecoderFactory = std::function<std::unique_ptr<BatchDecoder>(const DecoderSpec&)>;
 

@@ -64,6 +64,7 @@ std::unique_ptr<BatchDecoder> make_context_decoder(const Model& model, const Dec
     cp.n_seq_max = std::max(1, s.n_seq);
     cp.type_k = KvCache::parse_type(s.cache_type_k);
     cp.type_v = KvCache::parse_type(s.cache_type_v);
+    cp.pipeline = s.pipeline;
     return std::make_unique<Context>(model, cp);
 }
 

@@ -13,12 +13,14 @@
 
 #include "bench/bench.h"
 #include "bench/compare.h"
+#include "bench/pipeline_bench.h"
 #include "bench/probe.h"
 #include "bench/report.h"
 #include "bench/setup.h"
 #include "bench/svg.h"
 #include "cli/commands.h"
 #include "model/synth.h"
+#include "runtime/pipeline.h"
 #include "util/cpumask.h"
 #include "util/threadpool.h"
 
@@ -34,6 +36,7 @@ struct BenchOpts {
     uint64_t seed = 42;
     double sla_ms = 100, reading_tps = 5;
     std::string cache_dir, output = "table", svg, label, isa, cpu_mask;
+    PipelineCliOpts pipeline;
 };
 
 struct CompareOpts {
@@ -125,6 +128,15 @@ void run_bench(const BenchOpts& o) {
     if (!have_model && !o.probe)
         throw std::invalid_argument("no model: give -m MODEL.gguf or --synthetic SHAPE (e.g. llama3-1b), or --probe");
     if (o.probe && o.no_probe) throw std::invalid_argument("--probe and --no-probe contradict each other");
+    if (o.pipeline.on && o.model.empty())
+        throw std::invalid_argument("--pipeline needs -m MODEL on every rank (write a synthetic one with loom synth)");
+    // --pipeline: ranks > 0 evaluate their layers for rank 0, which runs the benchmark.
+    const auto pipe = start_pipeline(o.pipeline, o.model, /*allow_list=*/true);
+    if (pipe && pipe->rank() > 0) {
+        load_stage(pipe.get(), o.model, {}, 0);
+        return;
+    }
+    Pipeline* const piped = pipe && pipe->size() > 1 ? pipe.get() : nullptr;
 
     bench::SweepParams sp;
     sp.n_prompt = bench::parse_list(o.n_prompt, "-p", 1);
@@ -172,7 +184,7 @@ void run_bench(const BenchOpts& o) {
     st.line("model: loading " + path, false);
     LoadOptions lo;
     lo.n_threads = *std::max_element(sp.threads.begin(), sp.threads.end());  // the load repack: -t, not every core
-    auto model = Model::load(path, lo);
+    auto model = load_stage(pipe.get(), path, lo, lo.n_threads);
     st.line("model: " + model->describe(), true);
     if (const std::string r = model->repack_summary(); !r.empty()) st.line("model: " + r, true);
 
@@ -187,7 +199,11 @@ void run_bench(const BenchOpts& o) {
     if (probes.empty() && !o.no_probe) st.line("note: no machine limits, roofline columns empty", true);
 
     const Model& m = *model;
-    auto factory = [&m](const bench::DecoderSpec& s) { return bench::make_context_decoder(m, s); };
+    auto factory = [&m, piped](const bench::DecoderSpec& s) {
+        bench::DecoderSpec with = s;
+        with.pipeline = piped;
+        return bench::make_context_decoder(m, with);
+    };
     const double t_start = bench::steady_seconds();
     auto progress = [&](const bench::Progress& ev) {
         const std::string head = "[" + std::to_string(ev.point + 1) + "/" + std::to_string(n_points) + "] " +
@@ -213,13 +229,30 @@ void run_bench(const BenchOpts& o) {
         st.line(head + what + el, false);
     };
     const auto results = bench::run_sweep(factory, sp, bench::model_cost(m, sp.cache_type_k, sp.cache_type_v), bench::steady_seconds, progress);
+    nlohmann::json pl;
+    if (piped) {
+        bench::PipelineBenchParams pp;
+        pp.micro_batches = bench::parse_list(o.pipeline.micro_batches, "--micro-batches", 1);
+        pp.batch = *std::max_element(sp.batch.begin(), sp.batch.end());
+        pp.n_prompt = sp.n_prompt.front();
+        pp.n_gen = sp.n_gen.front();
+        pp.ubatch = sp.ubatch;
+        pp.reps = sp.reps;
+        pp.threads = sp.threads.front();
+        pp.cache_type_k = sp.cache_type_k;
+        pp.cache_type_v = sp.cache_type_v;
+        const auto r = bench::run_pipeline_bench(m, *piped, pp, [&](const std::string& s) { st.line(s, false); });
+        pl = bench::pipeline_json(r, pp);
+    }
     in.finished = bench::iso_time_now();
-    const nlohmann::json rep = bench::make_report(in, results);
+    nlohmann::json rep = bench::make_report(in, results);
+    if (!pl.is_null()) rep["pipeline"] = pl;
 
+    const std::string table = bench::render_table(rep) + (pl.is_null() ? "" : "\n" + bench::render_pipeline(pl));
     if (o.output == "table") {
-        std::printf("\n%s", bench::render_table(rep).c_str());
+        std::printf("\n%s", table.c_str());
     } else {
-        std::fprintf(stderr, "\n%s", bench::render_table(rep).c_str());
+        std::fprintf(stderr, "\n%s", table.c_str());
         if (o.output == "md") std::printf("%s", bench::render_markdown(rep).c_str());
         else if (o.output == "csv") std::printf("%s", bench::render_csv(rep).c_str());
         else std::printf("%s\n", rep.dump(2).c_str());
@@ -309,6 +342,7 @@ void add_bench(CLI::App& app) {
     c->add_option("--svg", o->svg, "Also write the charts (latency and throughput vs users) to this SVG file");
     c->add_option("--label", o->label, "Name of this machine in reports and comparisons (default: CPU model)");
     add_isa_option(c, o->isa);
+    add_pipeline_options(c, o->pipeline);
 
     auto co = std::make_shared<CompareOpts>();
     auto* cmp = c->add_subcommand("compare", "Compare two reports (-o json) point by point: B vs A, in %");

@@ -28,13 +28,14 @@ namespace loom::cli {
 struct PipelineCliOpts {
     bool on = false;
     std::string split, dtype = "f32";
-    int micro_batches = 1;
-    double timeout_s = 300;
+    std::string micro_batches = "1";  // loom bench: a list (the first for its sweep)
+    double timeout_s = 300, spin_us = 100;
 };
 void add_pipeline_options(CLI::App* c, PipelineCliOpts& o);
 // With --pipeline: MPI up and the split made (runtime/pipeline.h); nullptr without
 // (the other pipeline options are then refused). Call before loading anything.
-std::unique_ptr<Pipeline> start_pipeline(const PipelineCliOpts& o, const std::string& model_path);
+std::unique_ptr<Pipeline> start_pipeline(const PipelineCliOpts& o, const std::string& model_path,
+                                         bool allow_list = false);
 // The model, or with a pipeline this rank's stage of it. Ranks > 0 then evaluate
 // their stage for rank 0 until it stops them, and get nullptr: the command returns.
 std::unique_ptr<Model> load_stage(Pipeline* pipe, const std::string& path, LoadOptions lo, int n_threads);

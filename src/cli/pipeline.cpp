@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "model/model.h"
 #include "runtime/pipeline.h"
+#include "util/parse.h"
 
 namespace loom::cli {
 
@@ -16,26 +17,35 @@ void add_pipeline_options(CLI::App* c, PipelineCliOpts& o) {
         ->check(CLI::IsMember({"f32", "bf16"}))
         ->capture_default_str()
         ->group(g);
-    c->add_option("--micro-batches", o.micro_batches, "Cut each decode call into this many steps in flight")
+    c->add_option("--micro-batches", o.micro_batches,
+                  "Cut each decode call into this many steps in flight (loom bench: a list, e.g. 1,2,4)")
         ->capture_default_str()
         ->group(g);
     c->add_option("--pipeline-timeout", o.timeout_s, "Seconds without an answer from a rank before the job ends")
         ->capture_default_str()
         ->group(g);
+    c->add_option("--pipeline-spin-us", o.spin_us,
+                  "Microseconds a waiting rank polls before napping (more: lower latency on own cores; 0: shared cores)")
+        ->capture_default_str()
+        ->group(g);
 }
 
-std::unique_ptr<Pipeline> start_pipeline(const PipelineCliOpts& o, const std::string& model_path) {
+std::unique_ptr<Pipeline> start_pipeline(const PipelineCliOpts& o, const std::string& model_path, bool allow_list) {
     if (!o.on) {
         if (!o.split.empty()) throw std::invalid_argument("--split needs --pipeline");
-        if (o.micro_batches != 1) throw std::invalid_argument("--micro-batches needs --pipeline");
+        if (o.micro_batches != "1") throw std::invalid_argument("--micro-batches needs --pipeline");
         if (o.dtype != "f32") throw std::invalid_argument("--pipeline-dtype needs --pipeline");
         return nullptr;
     }
     PipelineOptions po;
     po.split = o.split;
     po.bf16 = o.dtype == "bf16";
-    po.micro_batches = o.micro_batches;
+    const std::vector<int> mb = parse_int_list(o.micro_batches, "--micro-batches", 1);
+    if (mb.size() != 1 && !allow_list)
+        throw std::invalid_argument("--micro-batches " + o.micro_batches + ": give one count (lists are for loom bench)");
+    po.micro_batches = mb.front();
     po.timeout_s = o.timeout_s;
+    po.spin_us = o.spin_us;
     return Pipeline::start(model_path, po);
 }
 

@@ -28,12 +28,12 @@ double now_s() {
 }
 
 // Every command starts with this header. Create: a = n_ctx, b = n_seq_max,
-// c = n_batch, d / e = KV types. Decode: n_tokens, then token, pos, seq (int32
+// c = n_batch, d / e = KV types, f = threads (0: the rank's own -t). Decode: n_tokens, then token, pos, seq (int32
 // each), one byte per token (logits wanted, padded to 4), then the hidden state
 // (n_tokens x n_embd as f32, or bf16). compute_s adds up the seconds ranks 1.. spent.
 struct Header {
     int32_t op = 0, ctx = 0, a = 0, b = 0, c = 0, d = 0, e = 0, n_tokens = 0;
-    int32_t bf16 = 0, pad = 0;
+    int32_t bf16 = 0, f = 0;
     double compute_s = 0;
 };
 static_assert(sizeof(Header) == 48);
@@ -147,8 +147,10 @@ struct Activity {
 // ------------------------------------------------------------------ start-up
 
 std::unique_ptr<Pipeline> Pipeline::start(const std::string& model_path, const PipelineOptions& opts) {
+    if (!(opts.spin_us >= 0 && opts.spin_us <= 1e7)) throw std::invalid_argument("--pipeline-spin-us: 0 to 10000000");
     std::unique_ptr<Pipeline> p(new Pipeline());
     p->comm_ = dist::Comm::init();
+    p->comm_->set_spin_seconds(opts.spin_us * 1e-6);  // this rank's own (not sent)
     if (p->rank() == 0) {  // unless the command handles SIGTERM itself (loom serve)
         struct sigaction old {};
         if (sigaction(SIGTERM, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) std::signal(SIGTERM, on_sigterm);
@@ -314,9 +316,12 @@ int Pipeline::attach(const Model& first_stage, const ContextParams& cp) {
     std::lock_guard lk(mu_);
     const int id = next_id_++;
     try {
-        send(command(Op::Create, id, cp.n_ctx, cp.n_seq_max, cp.n_batch, static_cast<int32_t>(cp.type_k),
-                     static_cast<int32_t>(cp.type_v)),
-             1, kCmd);
+        auto m = command(Op::Create, id, cp.n_ctx, cp.n_seq_max, cp.n_batch, static_cast<int32_t>(cp.type_k),
+                         static_cast<int32_t>(cp.type_v));
+        Header h = header_of(m);
+        h.f = cp.n_threads;
+        std::memcpy(m.data(), &h, sizeof h);
+        send(std::move(m), 1, kCmd);
     } catch (const dist::PeerError& e) {
         lost(e);
     }
@@ -473,7 +478,7 @@ void Pipeline::serve(const Model& stage, int n_threads) {
                 cp.n_batch = h.c;
                 cp.type_k = static_cast<GgmlType>(h.d);
                 cp.type_v = static_cast<GgmlType>(h.e);
-                cp.n_threads = n_threads;
+                cp.n_threads = h.f > 0 ? h.f : n_threads;  // rank 0's -t, as loom bench sweeps it
                 ctxs[h.ctx] = std::make_unique<Context>(stage, cp);
                 ctxs[h.ctx]->ws_.between_layers = [this] { reap(); };
                 break;

@@ -40,6 +40,9 @@ struct PipelineOptions {
     bool bf16 = false;        // activations as bfloat16 between stages (half the bytes, not bit-identical)
     int micro_batches = 1;    // a decode call's tokens cut into this many steps in flight
     double timeout_s = 300;   // a step's answer later than this: the job ends (a stuck rank)
+    // A waiting rank polls this long before it naps (~20 µs at a time) between polls:
+    // more for the lowest latency where each rank has its cores, 0 where ranks share them.
+    double spin_us = 100;
 };
 
 class Pipeline {
@@ -60,7 +63,8 @@ public:
     // (shape) and, on rank 0, prints one line per rank on stderr.
     void handshake(const Model& stage);
     // Ranks > 0: evaluate this stage for rank 0's contexts until it stops the pipeline.
-    // n_threads: this rank's compute threads (0 = all cores).
+    // Threads: rank 0's context's count (ContextParams::n_threads) when it gives one,
+    // else n_threads (this rank's -t; 0 = all cores).
     void serve(const Model& stage, int n_threads);
     // Prints "loom: error: " + message on stderr (naming this rank) and ends every rank.
     [[noreturn]] void fail(const std::string& message);

@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #ifdef LOOM_HAVE_HTTP
 #include <httplib.h>
-
-#include <nlohmann/json.hpp>
 #endif
 
 #include "test_util.h"
@@ -202,6 +202,33 @@ TEST(CliPipeline, Bf16ActivationsAreClose) {
     for (size_t i = 0; i < n; ++i) dot += double(p[i]) * q[i], pp += double(p[i]) * p[i], qq += double(q[i]) * q[i];
     EXPECT_GT(dot / std::sqrt(pp * qq), 0.999);
     EXPECT_FALSE(x == y) << "bf16 rounding should change some bits";
+}
+
+// loom bench --pipeline: the usual sweep through the pipeline, then per-hop latency at
+// batch 1, bytes per hop per token and throughput per micro-batch count (JSON report).
+TEST(CliPipeline, BenchReportsHopsBytesAndMicroBatches) {
+    LOOM_REQUIRE_MPI();
+    LOOM_REQUIRE_SHARED_FILE("models/llama-spm-small.q4_0.gguf");
+    const Result r = sh(mpi().run(2) + kLoom + " bench -m " + model("llama-spm-small.q4_0.gguf") +
+                        " --pipeline --split 2,2 -b 2 -p 8 -n 4 -r 1 -t 1 --no-probe --micro-batches 1,2 -o json");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["results"].size(), 1u);
+    const auto& p = j["pipeline"];
+    EXPECT_EQ(p["ranks"], 2);
+    EXPECT_EQ(p["split"], "0-1 | 2-3");
+    EXPECT_EQ(p["hidden_bytes_per_token"].get<double>(), 256 * 4);              // d = 256, f32
+    EXPECT_EQ(p["hop_bytes_per_token"].get<double>(), 48 + 16 + 256 * 4);       // header, ids, hidden state
+    EXPECT_EQ(p["reply_bytes_per_row"].get<double>(), 32000 * 4);               // a logits row
+    EXPECT_GT(p["ring_hop_us"].get<double>(), 0);
+    EXPECT_EQ(p["ring"].size(), 3u);
+    EXPECT_GT(p["batch1_step_ms"].get<double>(), p["batch1_compute_ms"].get<double>());
+    ASSERT_EQ(p["micro_batch_points"].size(), 2u);
+    for (const auto& pt : p["micro_batch_points"]) {
+        EXPECT_GT(pt["pp_tps"].get<double>(), 0);
+        EXPECT_GT(pt["tg_tps"].get<double>(), 0);
+    }
+    EXPECT_NE(r.err.find("per hop at batch 1"), std::string::npos) << r.err;
 }
 
 // Bad input names the problem in one line, under mpirun and without it.
