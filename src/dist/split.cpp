@@ -62,7 +62,8 @@ Split balance(std::span<const uint64_t> layer_bytes, uint64_t head_bytes, int n_
     for (int e = 0; e <= L; ++e) best[0][size_t(e)] = bytes(0, 0, e);
     for (int r = 1; r < n_stages; ++r)
         for (int e = 0; e <= L; ++e)
-            for (int b = e; b >= 0; --b) {  // stage r holds [b, e): the earliest stages largest on ties
+            for (int b = 0; b <= e; ++b) {  // stage r holds [b, e): on ties the later stages larger
+                                            // (rank 0 also runs the scheduler, sampling, HTTP)
                 const uint64_t m = std::max(best[size_t(r) - 1][size_t(b)], bytes(r, b, e));
                 if (m < best[size_t(r)][size_t(e)]) {
                     best[size_t(r)][size_t(e)] = m;

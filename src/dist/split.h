@@ -26,7 +26,8 @@ Split parse_split(const std::string& text, int n_stages, int n_layer);
 
 // The split whose largest stage holds the fewest bytes: block l weighs
 // layer_bytes[l], the last stage also head_bytes (the output head, read every step).
-// Among equal ones, the first found with the earliest stages largest.
+// Among equal ones, the one with the later stages largest: rank 0 also runs the
+// scheduler, sampling and HTTP.
 Split balance(std::span<const uint64_t> layer_bytes, uint64_t head_bytes, int n_stages);
 
 // Bytes of each block's tensors (blk.N.*) and of the head (output.weight, or the

@@ -361,8 +361,9 @@ void Pipeline::decode(Context& ctx, std::span<const BatchToken> batch) {
         int out0 = 0, n_out = 0;
     };
     std::deque<Flight> flights;  // stable addresses: receives land in place
-    const Activity act("during a decode step: a rank failed (mpirun's message names it); the step went to " +
-                       describe_rank(1) + ", its logits were to come from " + describe_rank(size() - 1));
+    const Activity act("during a decode step: a rank failed (mpirun's message names it) or the job was stopped; "
+                       "the step went to " + describe_rank(1) + ", its logits were to come from " +
+                       describe_rank(size() - 1));
     try {
         ctx.ws_.between_layers = [this] { reap(); };  // earlier steps keep moving while this one computes
         int out = 0;

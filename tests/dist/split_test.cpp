@@ -58,8 +58,8 @@ TEST(Split, BalancedEqualLayersWithoutHeadSplitEvenly) {
     const std::vector<uint64_t> b(80, 100);
     EXPECT_EQ(balance(b, 0, 4).begin, (std::vector<int>{0, 20, 40, 60, 80}));
     EXPECT_EQ(balance(b, 0, 1).begin, (std::vector<int>{0, 80}));
-    // 80 over 3: 27 + 27 + 26, the earliest stages larger.
-    EXPECT_EQ(balance(b, 0, 3).begin, (std::vector<int>{0, 27, 54, 80}));
+    // 80 over 3: 26 + 27 + 27, rank 0 the lightest.
+    EXPECT_EQ(balance(b, 0, 3).begin, (std::vector<int>{0, 26, 53, 80}));
 }
 
 TEST(Split, TheHeadWeighsOnTheLastStage) {
