@@ -84,7 +84,8 @@ const Mpi& mpi() {
         if (v.out.find("Open MPI") != std::string::npos || v.out.find("OpenRTE") != std::string::npos) {
             m.open_mpi = true;
             m.env = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1";
-            m.args = "--oversubscribe --bind-to none --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo";
+            m.args = "--oversubscribe --bind-to none --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo "
+                     "--mca mpi_yield_when_idle 1";  // ranks share 2 cores with each other and the build
         }
         const Result h = sh(kLoom + " logits --help", 20);
         if (h.out.find("--pipeline") == std::string::npos) {
