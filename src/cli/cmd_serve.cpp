@@ -95,7 +95,10 @@ void run_serve(const ServeOpts& o) {
     ContextParams cp;
     cp.n_ctx = o.ctx;
     cp.n_threads = o.threads;
-    cp.n_seq_max = 2 * o.parallel + 8;  // running sequences and cached prefixes
+    // Sequence ids for the running sequences and the finished ones kept as cached
+    // prefixes (a conversation's next turn finds its earlier turns there). Ids cost
+    // nothing but the cells they hold; the cells are what bounds the cache.
+    cp.n_seq_max = 4 * o.parallel + 32;
     cp.type_k = KvCache::parse_type(o.type_k);
     cp.type_v = KvCache::parse_type(o.type_v);
     cp.n_batch = o.batch_tokens;
