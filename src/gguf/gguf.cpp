@@ -244,6 +244,17 @@ std::unique_ptr<File> File::from_memory(std::vector<uint8_t> bytes, std::string 
     return f;
 }
 
+std::unique_ptr<File> File::header_from_memory(std::vector<uint8_t> bytes, std::string name) {
+    std::unique_ptr<File> f(new File());
+    f->path_ = std::move(name);
+    f->owned_ = std::move(bytes);
+    f->base_ = f->owned_.data();
+    f->size_ = f->owned_.size();
+    f->header_only_ = true;
+    f->parse();
+    return f;
+}
+
 File::~File() {
     if (map_) ::munmap(map_, static_cast<size_t>(size_));
 }
@@ -357,12 +368,12 @@ void File::parse() {
     for (auto& ti : tensors_) {
         uint64_t start = 0, end = 0;
         if (__builtin_add_overflow(data_offset_, ti.offset, &start) ||
-            __builtin_add_overflow(start, ti.n_bytes, &end) || end > size_)
+            __builtin_add_overflow(start, ti.n_bytes, &end) || (end > size_ && !header_only_))
             fail("tensor data (" + num(ti.n_bytes) + " bytes at data offset " + num(ti.offset) +
                  ", file offset " + num(data_offset_) + " + " + num(ti.offset) +
                  ") runs past end of file (size " + num(size_) + ") (tensor '" +
                  printable(ti.name) + "')");
-        ti.data = base_ + start;
+        ti.data = header_only_ ? nullptr : base_ + start;
     }
     std::vector<const TensorInfo*> by_offset;
     by_offset.reserve(tensors_.size());

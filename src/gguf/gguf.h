@@ -83,6 +83,10 @@ public:
     static std::unique_ptr<File> open(const std::string& path);
     // Parses an in-memory image (tests, fuzzing). `name` is used in messages.
     static std::unique_ptr<File> from_memory(std::vector<uint8_t> bytes, std::string name = "<memory>");
+    // The header only (metadata and tensor infos; fuzzing, tools that need no weights):
+    // the bytes may end right after it. Tensor ranges get every check but "within the
+    // file" (overflow, overlaps), and TensorInfo::data stays null.
+    static std::unique_ptr<File> header_from_memory(std::vector<uint8_t> bytes, std::string name = "<memory>");
     ~File();
     File(const File&) = delete;
     File& operator=(const File&) = delete;
@@ -124,6 +128,7 @@ public:
 private:
     File() = default;
     void parse();
+    bool header_only_ = false;
     std::string path_;
     uint32_t version_ = 0;
     uint64_t alignment_ = 32;

@@ -301,23 +301,24 @@ ApiRequest parse_request_json(const json& body, ApiKind kind) {
     return r;
 }
 
-ApiRequest parse_request(const std::string& body, ApiKind kind) {
-    json j;
+namespace {
+
+// Any refusal of the JSON parser (syntax, a number beyond double's range: 1e999) is
+// the client's malformed body: 400, never an escaped exception (a 500).
+json parse_body(const std::string& body) {
     try {
-        j = json::parse(body);
-    } catch (const json::parse_error& e) {
+        return json::parse(body);
+    } catch (const json::exception& e) {
         throw bad_request(std::string("malformed JSON body: ") + e.what());
     }
-    return parse_request_json(j, kind);
 }
 
+}  // namespace
+
+ApiRequest parse_request(const std::string& body, ApiKind kind) { return parse_request_json(parse_body(body), kind); }
+
 TokenizeRequest parse_tokenize(const std::string& body) {
-    json j;
-    try {
-        j = json::parse(body);
-    } catch (const json::parse_error& e) {
-        throw bad_request(std::string("malformed JSON body: ") + e.what());
-    }
+    const json j = parse_body(body);
     if (!j.is_object()) throw bad_request("the request body must be a JSON object");
     TokenizeRequest r;
     const json* c = field(j, "content");
@@ -330,12 +331,7 @@ TokenizeRequest parse_tokenize(const std::string& body) {
 }
 
 std::vector<int32_t> parse_detokenize(const std::string& body, int32_t n_vocab) {
-    json j;
-    try {
-        j = json::parse(body);
-    } catch (const json::parse_error& e) {
-        throw bad_request(std::string("malformed JSON body: ") + e.what());
-    }
+    const json j = parse_body(body);
     if (!j.is_object()) throw bad_request("the request body must be a JSON object");
     const json* t = field(j, "tokens");
     if (!t) throw bad_request("'tokens' is required", "tokens");

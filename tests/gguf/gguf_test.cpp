@@ -210,6 +210,42 @@ TEST(Writer, HeaderLayoutAndPadding) {
     EXPECT_EQ(f->get_int("k"), 7);
 }
 
+// The header alone (fuzz/gguf_header.cpp): tensor infos without their data parse,
+// still checked for overlaps; the whole-file parse refuses the same bytes.
+TEST(HeaderOnly, ParsesWithoutTheDataSection) {
+    Writer w;
+    w.set("k", Value::u32(7));
+    std::vector<float> a(64, 1.0f), b(64, 2.0f);
+    w.add_tensor("a", GgmlType::F32, {64}, a.data());
+    w.add_tensor("b", GgmlType::F32, {8, 8}, b.data());
+    auto bytes = w.to_bytes();
+    auto full = File::from_memory(bytes);
+    bytes.resize(full->data_offset());  // cut right after the header
+    EXPECT_THROW(File::from_memory(bytes), Error);
+    auto h = File::header_from_memory(bytes, "h.gguf");
+    ASSERT_EQ(h->tensors().size(), 2u);
+    EXPECT_EQ(h->tensors()[1].name, "b");
+    EXPECT_EQ(h->tensors()[1].n_bytes, 256u);
+    EXPECT_EQ(h->tensors()[1].data, nullptr);
+    EXPECT_EQ(h->get_int("k"), 7);
+    // Overlapping ranges are still refused: point b (its offset is the header's last
+    // field, before the padding) at a's data.
+    const uint64_t off_b = full->tensors()[1].offset, off_a = full->tensors()[0].offset + 32;
+    std::vector<uint8_t> ov = bytes;
+    size_t at = ov.size() - 8;
+    for (uint64_t v = 0; at > 24; --at) {
+        std::memcpy(&v, ov.data() + at, 8);
+        if (v == off_b) break;
+    }
+    std::memcpy(ov.data() + at, &off_a, 8);
+    try {
+        File::header_from_memory(ov);
+        ADD_FAILURE() << "overlapping tensors accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("overlaps"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Writer, SetReplacesAndAlignmentKey) {
     Writer w;
     w.set("a", Value::u32(1));

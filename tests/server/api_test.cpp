@@ -110,6 +110,18 @@ TEST(ServerApi, ErrorsNameTheField) {
     EXPECT_NE(std::string(chat_error("[1,2]").what()).find("JSON object"), std::string::npos);
 }
 
+// A number beyond double's range is the parser's out_of_range, not a parse_error: it
+// was thrown out of the handler as a 500 (found by fuzz/server.cpp).
+TEST(ServerApi, HugeNumbersAreMalformedJson) {
+    for (const char* body : {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1e999})", "88e888888888888888"}) {
+        const ApiError e = chat_error(body);
+        EXPECT_EQ(e.status, 400);
+        EXPECT_NE(std::string(e.what()).find("malformed JSON body"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(loom::server::parse_tokenize(R"({"content":"x","n":-1e400})"), ApiError);
+    EXPECT_THROW(loom::server::parse_detokenize(R"({"tokens":[1e400]})", 100), ApiError);
+}
+
 TEST(ServerApi, ErrorJsonShape) {
     const auto j = loom::server::error_json(loom::server::bad_request("bad n", "n"));
     EXPECT_EQ(j["error"]["message"], "bad n");

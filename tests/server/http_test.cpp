@@ -192,6 +192,7 @@ TEST_F(FakeServer, BadRequestsOverHttp) {
         {"POST", "/v1/completions", R"({"prompt":[1,200000]})", 400, "outside the vocabulary"},
         {"POST", "/v1/completions", R"({"prompt":"x","echo":true})", 400, "'echo'"},
         {"POST", "/v1/completions", R"({"max_tokens":3})", 400, "'prompt' is required"},
+        {"POST", "/v1/completions", R"({"prompt":"x","max_tokens":1e999})", 400, "malformed JSON"},  // was 500
         {"POST", "/v1/completions", json{{"prompt", big}}.dump(), 413, "over the limit"},
         {"POST", "/v1/completions", json{{"prompt", std::string(300, 'a') + " b"}}.dump(), 200, ""},
         {"GET", "/v1/chat/completions", "", 405, "not allowed"},
