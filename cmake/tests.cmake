@@ -60,6 +60,9 @@ foreach(dir ${LOOM_TEST_DIRS})
   if(CMAKE_CROSSCOMPILING)
     target_compile_definitions(test_${layer} PRIVATE LOOM_GOLDEN_BEST_ISA_ONLY)
   endif()
+  if(LOOM_SANITIZE)  # tests that measure memory relax that check
+    target_compile_definitions(test_${layer} PRIVATE LOOM_SANITIZER_BUILD="${LOOM_SANITIZE}")
+  endif()
   gtest_discover_tests(test_${layer} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120
                        PROPERTIES TIMEOUT 900)
 endforeach()

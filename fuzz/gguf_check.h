@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,11 @@ inline void touch_metadata(const gguf::File& f) {
     for (const auto& [key, v] : f.metadata()) {
         (void)gguf::printable(key);
         (void)v.type_string();
-        if (v.is_int()) (void)v.as_uint();
+        try {
+            if (v.is_int()) (void)v.as_uint();  // throws for a negative value (the API's contract)
+        } catch (const std::runtime_error&) {
+            if (v.as_int() >= 0) gguf_property_failed("fuzz_gguf", "as_uint refused a non-negative value");
+        }
         try {
             if (v.type == ValueType::STRING) (void)f.get_string(key);
             else if (v.is_int()) (void)f.get_int(key);

@@ -95,6 +95,7 @@ void HttpServer::Impl::routes() {
         case 404: msg = "no route " + req.method + " " + req.path; break;
         case 413: msg = "request body over the limit of " + std::to_string(opts.max_body) + " bytes (--max-body)"; break;
         case 400: msg = "malformed HTTP request"; break;
+        case 414: msg = "request URI too long"; break;
         default: msg = "HTTP error " + std::to_string(res.status); break;
         }
         const int st = res.status;
