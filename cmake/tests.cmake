@@ -47,8 +47,17 @@ foreach(dir ${LOOM_TEST_DIRS})
     set(lib loomlib)
   endif()
   target_link_libraries(test_${layer} PRIVATE ${lib} nlohmann_json::nlohmann_json GTest::gtest_main)
+  # MPI for the pipeline tests: 0 = not wanted in this build (cross, sanitizers: they
+  # skip), 1 = built with it, 2 = wanted but not found (they skip, or fail in CI).
+  if(LOOM_HAVE_MPI)
+    set(_loom_mpi 1)
+  elseif(LOOM_WANT_MPI)
+    set(_loom_mpi 2)
+  else()
+    set(_loom_mpi 0)
+  endif()
   target_compile_definitions(test_${layer} PRIVATE
-      LOOM_SHARED_DIR="${LOOM_SHARED_DIR}" LOOM_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+      LOOM_SHARED_DIR="${LOOM_SHARED_DIR}" LOOM_BIN_DIR="${CMAKE_BINARY_DIR}/bin" LOOM_TEST_MPI=${_loom_mpi})
   # Cross builds: a test that starts bin/loom must start it through the emulator
   # (qemu-user follows no exec of an aarch64 binary by itself). Empty natively.
   if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)

@@ -5,117 +5,18 @@
 
 #include <algorithm>
 #include <csignal>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 
 #include "gguf/gguf.h"
-#include "quant/formats.h"
+#include "runtime/pipeline_wire.h"
 
 namespace loom {
 
+using namespace pipeline_wire;
+
 namespace {
-
-constexpr int kCmd = 11;    // the ordered command stream, rank r -> r + 1
-constexpr int kReply = 12;  // last rank -> rank 0: a step's logits rows (and echoes)
-constexpr int kHello = 13;  // rank r -> 0 once loaded
-
-double now_s() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-// Every command starts with this header. Create: a = n_ctx, b = n_seq_max,
-// c = n_batch, d / e = KV types, f = threads (0: the rank's own -t). Decode: n_tokens, then token, pos, seq (int32
-// each), one byte per token (logits wanted, padded to 4), then the hidden state
-// (n_tokens x n_embd as f32, or bf16). compute_s adds up the seconds ranks 1.. spent.
-struct Header {
-    int32_t op = 0, ctx = 0, a = 0, b = 0, c = 0, d = 0, e = 0, n_tokens = 0;
-    int32_t bf16 = 0, f = 0;
-    double compute_s = 0;
-};
-static_assert(sizeof(Header) == 48);
-
-// Start-up parameters rank 0 broadcasts: status 0 = go, else rank 0 failed (it says why).
-struct Setup {
-    int32_t status = 0, n_layer = 0, bf16 = 0, micro_batches = 1, timeout_ms = 0;
-    int32_t begin[257] = {};
-};
-
-struct Hello {
-    int32_t n_layer, n_embd, n_vocab, layer_begin, layer_end, embeds, heads, pid;
-    uint64_t weight_bytes;
-    char host[64];
-};
-
-size_t align4(size_t n) { return (n + 3) & ~size_t{3}; }
-
-size_t decode_bytes(int T, int d, bool bf16) {
-    return sizeof(Header) + 3 * sizeof(int32_t) * size_t(T) + align4(size_t(T)) +
-           size_t(T) * size_t(d) * (bf16 ? 2 : 4);
-}
-
-// The hidden state into / out of a message body (after the token arrays).
-void put_hidden(uint8_t* dst, const float* x, size_t n, bool bf16) {
-    if (!bf16) {
-        std::memcpy(dst, x, n * sizeof(float));
-        return;
-    }
-    for (size_t i = 0; i < n; ++i) {
-        const uint16_t h = quant::f32_to_bf16(x[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-    }
-}
-void get_hidden(float* x, const uint8_t* src, size_t n, bool bf16) {
-    if (!bf16) {
-        std::memcpy(x, src, n * sizeof(float));
-        return;
-    }
-    for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        x[i] = quant::bf16_to_f32(h);
-    }
-}
-
-std::vector<uint8_t> command(Pipeline::Op op, int32_t ctx, int32_t a = 0, int32_t b = 0, int32_t c = 0, int32_t d = 0,
-                             int32_t e = 0) {
-    Header h;
-    h.op = static_cast<int32_t>(op);
-    h.ctx = ctx;
-    h.a = a;
-    h.b = b;
-    h.c = c;
-    h.d = d;
-    h.e = e;
-    std::vector<uint8_t> m(sizeof h);
-    std::memcpy(m.data(), &h, sizeof h);
-    return m;
-}
-
-Header header_of(const std::vector<uint8_t>& m) {
-    Header h;
-    if (m.size() < sizeof h) throw std::runtime_error("pipeline: a message of " + std::to_string(m.size()) + " bytes");
-    std::memcpy(&h, m.data(), sizeof h);
-    return h;
-}
-
-// The batch of a Decode message.
-std::vector<BatchToken> batch_of(const std::vector<uint8_t>& m, int T) {
-    std::vector<BatchToken> b(static_cast<size_t>(T));
-    const uint8_t* p = m.data() + sizeof(Header);
-    for (int i = 0; i < T; ++i) {
-        std::memcpy(&b[size_t(i)].token, p + 4 * size_t(i), 4);
-        std::memcpy(&b[size_t(i)].pos, p + 4 * size_t(T + i), 4);
-        std::memcpy(&b[size_t(i)].seq, p + 4 * size_t(2 * T + i), 4);
-        b[size_t(i)].logits = p[12 * size_t(T) + size_t(i)] != 0;
-    }
-    return b;
-}
-
-size_t hidden_offset(int T) { return sizeof(Header) + 12 * size_t(T) + align4(size_t(T)); }
 
 // What rank 0 is doing with its peers, for a last word when mpirun ends it: Open MPI
 // terminates every process (SIGTERM) once one dies, and its transport may stop the
@@ -416,6 +317,8 @@ void Pipeline::decode(Context& ctx, std::span<const BatchToken> batch) {
         reap();
     } catch (const dist::PeerError& e) {
         lost(e);
+    } catch (const std::exception& e) {  // mid-step, with receives posted: the ranks disagree now
+        fail(std::string("pipeline: a decode step failed on rank 0: ") + e.what());
     }
 }
 
@@ -439,104 +342,6 @@ double Pipeline::round_trip(size_t bytes, int reps) {
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
-}
-
-// ------------------------------------------------------------------ ranks > 0
-
-void Pipeline::serve(const Model& stage, int n_threads) {
-    const int r = rank(), N = size();
-    const bool last = r == N - 1;
-    std::map<int32_t, std::unique_ptr<Context>> ctxs;
-    std::lock_guard lk(mu_);  // this thread alone calls MPI here
-    try {
-        for (;;) {
-            std::vector<uint8_t> m = comm_->recv(r - 1, kCmd, 0, "the next command");  // idle: no limit
-            const Header h = header_of(m);
-            const Op op = static_cast<Op>(h.op);
-            auto context = [&]() -> Context& {
-                auto it = ctxs.find(h.ctx);
-                if (it == ctxs.end()) throw std::runtime_error("pipeline: no context " + std::to_string(h.ctx));
-                return *it->second;
-            };
-            switch (op) {
-            case Op::Stop:
-                if (!last) send(std::move(m), r + 1, kCmd);
-                drain();
-                return;
-            case Op::Echo:
-                if (last) {
-                    m.erase(m.begin(), m.begin() + sizeof(Header));
-                    send(std::move(m), 0, kReply);
-                } else {
-                    send(std::move(m), r + 1, kCmd);
-                }
-                break;
-            case Op::Create: {
-                if (!last) send(m, r + 1, kCmd);
-                ContextParams cp;
-                cp.n_ctx = h.a;
-                cp.n_seq_max = h.b;
-                cp.n_batch = h.c;
-                cp.type_k = static_cast<GgmlType>(h.d);
-                cp.type_v = static_cast<GgmlType>(h.e);
-                cp.n_threads = h.f > 0 ? h.f : n_threads;  // rank 0's -t, as loom bench sweeps it
-                ctxs[h.ctx] = std::make_unique<Context>(stage, cp);
-                ctxs[h.ctx]->ws_.between_layers = [this] { reap(); };
-                break;
-            }
-            case Op::Destroy:
-                if (!last) send(m, r + 1, kCmd);
-                ctxs.erase(h.ctx);
-                break;
-            case Op::Fork:
-            case Op::SeqRm:
-            case Op::RemoveSeq:
-            case Op::Clear: {
-                if (!last) send(m, r + 1, kCmd);
-                Context& c = context();
-                if (op == Op::Fork) c.kv_.fork(h.a, h.b, h.c);
-                else if (op == Op::SeqRm) c.kv_.seq_rm(h.a, h.b);
-                else if (op == Op::RemoveSeq) c.kv_.remove_seq(h.a);
-                else c.kv_.clear();
-                break;
-            }
-            case Op::Decode: {
-                Context& c = context();
-                const int T = h.n_tokens, d = stage.hparams().n_embd, V = stage.hparams().n_vocab;
-                const bool bf16 = h.bf16 != 0;
-                if (T < 1 || m.size() != decode_bytes(T, d, bf16))
-                    throw std::runtime_error("pipeline: a decode step of " + std::to_string(m.size()) + " bytes for " +
-                                             std::to_string(T) + " tokens");
-                const std::vector<BatchToken> batch = batch_of(m, T);
-                float* x = c.ws_.hidden(size_t(T) * size_t(d)).data();
-                get_hidden(x, m.data() + hidden_offset(T), size_t(T) * size_t(d), bf16);
-                const int n_out = static_cast<int>(std::count_if(batch.begin(), batch.end(), [](const BatchToken& t) { return t.logits; }));
-                std::vector<uint8_t> reply;
-                if (last) reply.resize(sizeof(double) + size_t(n_out) * size_t(V) * sizeof(float));
-                const double t0 = now_s();
-                c.step(batch, x, last ? reinterpret_cast<float*>(reply.data() + sizeof(double)) : nullptr);
-                const double compute = h.compute_s + (now_s() - t0);
-                if (last) {
-                    std::memcpy(reply.data(), &compute, sizeof compute);
-                    send(std::move(reply), 0, kReply);
-                } else {
-                    Header out = h;
-                    out.compute_s = compute;
-                    std::memcpy(m.data(), &out, sizeof out);
-                    put_hidden(m.data() + hidden_offset(T), x, size_t(T) * size_t(d), bf16);
-                    send(std::move(m), r + 1, kCmd);
-                }
-                break;
-            }
-            default:
-                throw std::runtime_error("pipeline: unknown command " + std::to_string(h.op));
-            }
-        }
-    } catch (const dist::PeerError& e) {
-        lost(e);
-    } catch (const std::exception& e) {
-        fail(e.what());
-    }
 }
 
 }  // namespace loom
