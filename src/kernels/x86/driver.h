@@ -41,8 +41,10 @@ struct Ymm8 {
     static Vec load(const float* p) { return _mm256_load_ps(p); }
     static Vec zero() { return _mm256_setzero_ps(); }
     static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
-    // The first `valid` of R floats of src to y.
+    // The first `valid` of R floats of src to y (a plain store for all R: AMD's masked
+    // stores are slow).
     static void store_rows(float* y, const float* src, int valid) {
+        if (valid == R) return _mm256_storeu_ps(y, _mm256_load_ps(src));
         const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         _mm256_maskstore_ps(y, m, _mm256_load_ps(src));
     }
@@ -62,6 +64,7 @@ struct Zmm16 {
     static Vec zero() { return _mm512_setzero_ps(); }
     static void store(float* p, Vec v) { _mm512_store_ps(p, v); }
     static void store_rows(float* y, const float* src, int valid) {
+        if (valid == R) return _mm512_storeu_ps(y, _mm512_load_ps(src));
         _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << valid) - 1), _mm512_load_ps(src));
     }
 };
@@ -123,9 +126,15 @@ void matmul(const uint8_t* w, const uint8_t* /*act*/, size_t /*arb*/, const uint
                     const int nt = static_cast<int>(p1 - t0 < kTile ? p1 - t0 : kTile);
                     run_tile<K>(nt, g, wd, pn + t0 * nb * S, b0, b1, accs + (t0 - p0) * R,
                                 std::make_index_sequence<kTile>{});
+                    // After the last sweep, the tile's results go out at once: one cache
+                    // line of y per row, rows ldy apart (a prompt's results are megabytes,
+                    // and the lines of one column stripe share few cache sets), so their
+                    // stores drain while the next tile computes instead of in one burst.
+                    if (b1 == nb)
+                        for (int64_t t = t0; t < t0 + nt; ++t)
+                            K::store_rows(y + t * ldy + o, accs + (t - p0) * R, valid);
                 }
             }
-            for (int64_t t = p0; t < p1; ++t) K::store_rows(y + t * ldy + o, accs + (t - p0) * R, valid);
         }
     }
 }
