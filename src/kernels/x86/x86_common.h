@@ -54,8 +54,8 @@
 //       for each sweep of kblock weight blocks (all blocks at once when the pass
 //       is a single tile: GEMV and small batches):
 //         for each tile of <= kTile activation rows: R x nt accumulators in registers
-//         over the sweep's blocks, then back to a per-thread buffer;
-//       store the group's R x (pass) results (masked for the last, partial group).
+//         over the sweep's blocks, then back to a per-thread buffer; after the last
+//         sweep, the tile's R x nt results to y (masked for the last, partial group).
 // Every (t, o) sees the same operations in the same order whatever T, the tile or
 // the split, which is what keeps GEMM rows equal to GEMV results bit for bit.
 #pragma once
