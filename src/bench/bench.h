@@ -128,7 +128,8 @@ struct PointResult {
     Stat pp_tps, ttft_ms, ttft_max_ms, tg_tps, latency_ms, latency_p90_ms, user_tps;
     double pp_macs = 0;            // int8 MACs of the prompt phase
     double tg_bytes_per_step = 0;  // weights + KV read by one generation step
-    Stat pp_gmacs, tg_gbs;         // achieved GMAC/s and GB/s
+    double tg_macs_per_step = 0;   // int8 MACs of one generation step (every user's token)
+    Stat pp_gmacs, tg_gbs, tg_gmacs;  // achieved GMAC/s and GB/s
 };
 
 // Fills the derived fields from pt and reps.

@@ -98,7 +98,8 @@ std::string text_table(const std::vector<std::string>& header, const std::vector
 const std::vector<std::string>& result_metric_keys() {
     static const std::vector<std::string> k = {"pp_tps",         "ttft_ms",  "ttft_max_ms", "tg_tps",
                                                "latency_ms",     "latency_p90_ms", "user_tps", "pp_gmacs",
-                                               "tg_gbs",         "pp_roofline",    "tg_roofline"};
+                                               "tg_gbs",         "pp_roofline",    "tg_roofline",
+                                               "tg_gmacs",       "tg_compute_roofline"};
     return k;
 }
 
@@ -134,14 +135,18 @@ json result_json(const PointResult& r, const SweepParams& p, const Probe* probe)
     j["meets_reading"] = std::isfinite(r.user_tps.mean) && r.user_tps.mean >= p.reading_tps;
     put(j, "pp_gmacs", r.pp_gmacs);
     put(j, "tg_gbs", r.tg_gbs);
+    put(j, "tg_gmacs", r.tg_gmacs);
     j["pp_macs"] = r.pp_macs;
     j["tg_bytes_per_step"] = r.tg_bytes_per_step;
+    j["tg_macs_per_step"] = r.tg_macs_per_step;
     if (probe && probe->int8_gmacs > 0 && probe->bandwidth_gbs > 0) {
         put(j, "pp_roofline", {r.pp_gmacs.mean / probe->int8_gmacs, r.pp_gmacs.stddev / probe->int8_gmacs});
         put(j, "tg_roofline", {r.tg_gbs.mean / probe->bandwidth_gbs, r.tg_gbs.stddev / probe->bandwidth_gbs});
+        put(j, "tg_compute_roofline", {r.tg_gmacs.mean / probe->int8_gmacs, r.tg_gmacs.stddev / probe->int8_gmacs});
     } else {
         put(j, "pp_roofline", Stat{});
         put(j, "tg_roofline", Stat{});
+        put(j, "tg_compute_roofline", Stat{});
     }
     json s;
     s["pp_s"] = json::array();
@@ -260,14 +265,15 @@ std::vector<std::vector<std::string>> result_rows(const json& rep, bool with_uni
                         fmt_stat(r, "pp_tps", -1), fmt_stat(r, "ttft_ms", -1), fmt_stat(r, "tg_tps", -1),
                         fmt_stat(r, "latency_ms", -1), fmt_stat(r, "latency_p90_ms", -1), fmt_stat(r, "user_tps", -1),
                         yes_no(r.value("meets_sla", json())), yes_no(r.value("meets_reading", json())),
-                        pct_or_dash(r, "pp_roofline"), pct_or_dash(r, "tg_roofline")});
+                        pct_or_dash(r, "pp_roofline"), pct_or_dash(r, "tg_roofline"),
+                        pct_or_dash(r, "tg_compute_roofline")});
     }
     return rows;
 }
 
 const std::vector<std::string>& result_header() {
     static const std::vector<std::string> h = {"p",      "n",      "users",  "thr",      "pp t/s", "TTFT ms", "tg t/s",
-                                               "lat ms", "p90 ms", "user t/s", "SLA", "read", "pp roof", "tg roof"};
+                                               "lat ms", "p90 ms", "user t/s", "SLA", "read", "pp roof", "tg roof", "tg comp"};
     return h;
 }
 
@@ -343,7 +349,8 @@ std::string render_markdown(const json& rep) {
     out += "p: prompt tokens per user, n: generated tokens, users: concurrent sequences (batch), "
            "pp: prompt encoding (all users), TTFT: mean time to first token, tg: generation tokens/s summed over "
            "users, lat: next-token latency (mean per step), p90: 90th percentile step, user: tokens/s per user, "
-           "roof: fraction of the machine's int8 instruction peak (pp) / memory bandwidth (tg).\n\n";
+           "roof: fraction of the machine's int8 instruction peak (pp) / memory bandwidth (tg), tg comp: generation's "
+           "int8 MACs/s as a fraction of the instruction peak (the limit with many users).\n\n";
     std::istringstream cap(render_capacity(rep));
     for (std::string line; std::getline(cap, line);) out += (line.rfind("  ", 0) == 0 ? "-" + line.substr(1) : line) + "\n";
     return out;
@@ -363,7 +370,7 @@ std::string render_csv(const json& rep) {
         keys.push_back(k);
         keys.push_back(k + "_stddev");
     }
-    for (const char* k : {"meets_sla", "meets_sla_p90", "meets_reading", "pp_macs", "tg_bytes_per_step"}) keys.push_back(k);
+    for (const char* k : {"meets_sla", "meets_sla_p90", "meets_reading", "pp_macs", "tg_bytes_per_step", "tg_macs_per_step"}) keys.push_back(k);
     std::string out = "model_file,model_arch,model_params,model_bytes,cpu_model,machine_label,features,kernels,"
                       "loom_version,loom_commit,started,sla_ms";
     for (const auto& k : keys) out += "," + k;

@@ -131,7 +131,10 @@ void summarize(PointResult& r, const ModelCost& cost) {
     // window layers read at most their window).
     r.tg_bytes_per_step = cost.layer_bytes + cost.head_bytes + B * cost.embd_row_bytes +
                           B * cost.kv_read_bytes(p + (n + 1) / 2.0);
-    std::vector<double> pp, ttft, ttft_max, tg, lat, p90, user, gmacs, gbs;
+    // Its int8 work: every user's token through the layers and the head (logits for
+    // all). With many users this, not the bytes, is the limit.
+    r.tg_macs_per_step = B * (cost.layer_params + cost.head_params);
+    std::vector<double> pp, ttft, ttft_max, tg, lat, p90, user, gmacs, gbs, tg_gmacs;
     for (const RepTiming& t : r.reps) {
         const double tg_s = std::accumulate(t.step_s.begin(), t.step_s.end(), 0.0);
         pp.push_back(r.prompt_tokens / t.pp_s);
@@ -146,6 +149,7 @@ void summarize(PointResult& r, const ModelCost& cost) {
         p90.push_back(1e3 * percentile(t.step_s, 90));
         user.push_back(n / tg_s);
         gbs.push_back(r.tg_bytes_per_step * n / tg_s / 1e9);
+        tg_gmacs.push_back(r.tg_macs_per_step * n / tg_s / 1e9);
     }
     r.pp_tps = stat_of(pp);
     r.ttft_ms = stat_of(ttft);
@@ -156,6 +160,7 @@ void summarize(PointResult& r, const ModelCost& cost) {
     r.user_tps = stat_of(user);
     r.pp_gmacs = stat_of(gmacs);
     r.tg_gbs = stat_of(gbs);
+    r.tg_gmacs = stat_of(tg_gmacs);
 }
 
 // ------------------------------------------------------------------ running

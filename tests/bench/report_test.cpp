@@ -67,7 +67,8 @@ TEST(BenchReport, JsonHasEveryDocumentedField) {
     ASSERT_EQ(rep["results"].size(), 3u);
     for (const json& r : rep["results"]) {
         for (const char* k : {"n_prompt", "n_gen", "batch", "threads", "pp_tps", "tg_tps", "ttft_ms", "latency_ms",
-                              "latency_p90_ms", "user_tps", "meets_sla", "pp_roofline", "tg_roofline", "meets_reading"})
+                              "latency_p90_ms", "user_tps", "meets_sla", "pp_roofline", "tg_roofline", "tg_compute_roofline",
+                              "tg_gmacs", "tg_macs_per_step", "meets_reading"})
             EXPECT_TRUE(r.contains(k)) << k;
         for (const auto& k : result_metric_keys()) {
             EXPECT_TRUE(r.contains(k)) << k;
@@ -96,12 +97,33 @@ TEST(BenchReport, ThroughputAndRooflineNumbers) {
     // generation: (1e9 + KV) bytes per step, 10 steps/s, of 20 GB/s.
     EXPECT_NEAR(r["tg_roofline"].get<double>(), r["tg_bytes_per_step"].get<double>() * 10 / 1e9 / 20, 1e-9);
     EXPECT_NEAR(r["tg_roofline"].get<double>(), 0.5, 1e-6);
+    // generation's int8 work: 2 users x 1e9 MACs per step, 10 steps/s = 20 GMAC/s of 100.
+    EXPECT_NEAR(r["tg_macs_per_step"].get<double>(), 2e9, 1e-3);
+    EXPECT_NEAR(r["tg_gmacs"].get<double>(), 20.0, 1e-9);
+    EXPECT_NEAR(r["tg_compute_roofline"].get<double>(), 0.2, 1e-9);
+    EXPECT_TRUE(r["tg_compute_roofline_stddev"].is_null());  // one repetition
+}
+
+TEST(BenchReport, ComputeRooflineColumnInEveryRendering) {
+    const json rep = make_report(input(true), {fake_result(4, 0.2, 2)});
+    // 4 users x 1e9 MACs per step at 5 and 4.545 steps/s: 20 and 18.2 GMAC/s of 100.
+    const json& r = rep["results"][0];
+    EXPECT_NEAR(r["tg_compute_roofline"].get<double>(), (0.2 + 4 / 22.0) / 2, 1e-9);
+    EXPECT_GT(r["tg_compute_roofline_stddev"].get<double>(), 0.0);
+    const std::string table = render_table(rep);
+    EXPECT_NE(table.find("tg comp"), std::string::npos) << table;
+    EXPECT_NE(table.find("19%"), std::string::npos) << table;
+    EXPECT_NE(render_markdown(rep).find("| tg comp |"), std::string::npos);
+    const std::string csv = render_csv(rep);
+    EXPECT_NE(csv.find(",tg_compute_roofline,tg_compute_roofline_stddev,"), std::string::npos) << csv;
+    EXPECT_NE(csv.find(",tg_macs_per_step"), std::string::npos) << csv;
 }
 
 TEST(BenchReport, RooflineNullWithoutProbe) {
     const json rep = make_report(input(false), {fake_result(1, 0.1, 2)});
     EXPECT_TRUE(rep["results"][0]["pp_roofline"].is_null());
     EXPECT_TRUE(rep["results"][0]["tg_roofline"].is_null());
+    EXPECT_TRUE(rep["results"][0]["tg_compute_roofline"].is_null());
     EXPECT_TRUE(rep["machine"]["probe"].empty());
 }
 

@@ -274,6 +274,9 @@ TEST(BenchRunner, RooflineWorkFromModelCost) {
     // prompt: 10 + 20 ms; steps: 12 ms.
     EXPECT_NEAR(r.pp_gmacs.mean, r.pp_macs / 0.030 / 1e9, 1e-6);
     EXPECT_NEAR(r.tg_gbs.mean, r.tg_bytes_per_step / 0.012 / 1e9, 1e-6);
+    // a step: both users' tokens through layers and head.
+    EXPECT_DOUBLE_EQ(r.tg_macs_per_step, 2 * (1e9 + 1e8));
+    EXPECT_NEAR(r.tg_gmacs.mean, r.tg_macs_per_step / 0.012 / 1e9, 1e-6);
 }
 
 TEST(BenchStats, MeanStddevPercentile) {
