@@ -22,7 +22,7 @@ struct ServeOpts {
     int port = 8080, parallel = 8, ctx = 4096, batch_tokens = 512, max_queue = 64, threads = 0, http_threads = 0;
     size_t max_body = 8u << 20;
     int max_tokens = 0;
-    double timeout_s = 600;
+    double timeout_s = 600, receive_timeout_s = 60;
     PipelineCliOpts pipeline;
 };
 
@@ -52,6 +52,8 @@ void run_serve(const ServeOpts& o) {
     if (o.port < 0 || o.port > 65535) throw std::invalid_argument("--port must be 0..65535");
     if (o.max_tokens < 0) throw std::invalid_argument("--max-tokens must be >= 0 (0: up to the context)");
     if (!(o.timeout_s >= 0)) throw std::invalid_argument("--timeout must be >= 0 seconds (0: no limit)");
+    if (!(o.receive_timeout_s >= 0))
+        throw std::invalid_argument("--receive-timeout must be >= 0 seconds (0: no limit)");
     if (o.max_body < 1) throw std::invalid_argument("--max-body must be >= 1 byte");
     if (!is_loopback(o.host) && key.empty())
         std::fprintf(stderr, "loom serve: warning: listening on %s without an API key (--api-key)\n", o.host.c_str());
@@ -85,6 +87,7 @@ void run_serve(const ServeOpts& o) {
     so.replica_id = o.replica_id;
     so.max_tokens = o.max_tokens;
     so.request_timeout_s = o.timeout_s;
+    so.receive_timeout_s = o.receive_timeout_s;
     server::HttpServer http(so);
     const int port = http.start();
     std::fprintf(stderr, "loom serve: listening on http://%s:%d (loading %s)\n", o.host.c_str(), port, o.model.c_str());
@@ -160,6 +163,10 @@ void add_serve(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--timeout", o->timeout_s,
                   "Seconds a request may run from its arrival (0: no limit); then it ends with finish_reason 'length'")
+        ->capture_default_str();
+    c->add_option("--receive-timeout", o->receive_timeout_s,
+                  "Seconds a request may take to arrive whole, headers and body, from the connection's start or "
+                  "the previous response (0: no limit); slower: 408 and the connection closed")
         ->capture_default_str();
     c->add_option("--http-threads", o->http_threads, "HTTP worker threads (default: parallel + max-queue + 16)");
     c->add_option("--chat-template", o->tmpl, "Force a template: llama3, phi3, gemma2, chatml (default: from the file)");

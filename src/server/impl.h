@@ -9,6 +9,7 @@
 
 #include "server/api.h"
 #include "server/format.h"
+#include "server/receive_guard.h"
 #include "server/server.h"
 
 namespace loom::server {
@@ -20,6 +21,7 @@ struct HttpServer::Impl {
     int port = 0;
     int listen_fd = -1;         // the listening socket (seen by the socket-options hook)
     Metrics metrics;
+    std::unique_ptr<ReceiveGuard> receive_guard;  // --receive-timeout (null: none)
     std::atomic<bool> ready{false}, stopping{false};
     std::mutex model_mutex;     // guards model while set_model runs
     ModelInfo model;

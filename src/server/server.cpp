@@ -183,18 +183,28 @@ void HttpServer::Impl::routes() {
         {"/chat/completions", true, chat},    {"/v1/completions", true, completion},
         {"/completions", true, completion},
     };
+    // Once a request has arrived whole, --receive-timeout stops counting until it is answered.
+    auto guarded = [this](httplib::Server::Handler h) {
+        return [this, h](const httplib::Request& req, httplib::Response& res) {
+            if (receive_guard) receive_guard->handling(req.remote_addr, req.remote_port);
+            h(req, res);
+        };
+    };
+    svr.set_logger([this](const httplib::Request& req, const httplib::Response&) {
+        if (receive_guard) receive_guard->answered(req.remote_addr, req.remote_port);
+    });
     for (const Route& r : table) {
         const std::string allow = r.post ? "POST" : "GET";
-        auto wrong = [this, allow](const httplib::Request& req, httplib::Response& res) {
+        auto wrong = guarded([this, allow](const httplib::Request& req, httplib::Response& res) {
             res.set_header("Allow", allow);
             send_error(res, ApiError(405, "method " + req.method + " not allowed on " + req.path + " (use " + allow + ")",
                                      "invalid_request_error", {}, "method_not_allowed"));
-        };
+        });
         if (r.post) {
-            svr.Post(r.path, r.h);
+            svr.Post(r.path, guarded(r.h));
             svr.Get(r.path, wrong);
         } else {
-            svr.Get(r.path, r.h);
+            svr.Get(r.path, guarded(r.h));
             svr.Post(r.path, wrong);
         }
         svr.Put(r.path, wrong);
@@ -237,6 +247,7 @@ int HttpServer::start() {
         s.port = o.port;
     }
     if (s.listen_fd >= 0) ::listen(s.listen_fd, kListenBacklog);
+    if (o.receive_timeout_s > 0) s.receive_guard = std::make_unique<ReceiveGuard>(s.port, o.receive_timeout_s);
     s.listener = std::thread([&s] { s.svr.listen_after_bind(); });
     for (int i = 0; i < 2000 && !s.svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return s.port;
@@ -256,6 +267,7 @@ void HttpServer::stop() {
     impl_->stopping = true;
     impl_->svr.stop();
     if (impl_->listener.joinable()) impl_->listener.join();
+    impl_->receive_guard.reset();
 }
 
 }  // namespace loom::server

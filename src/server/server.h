@@ -34,6 +34,9 @@ struct ServerOptions {
     int max_tokens = 0;              // generated tokens per choice (0: up to the context); more asked: 400
     double request_timeout_s = 600;  // a request running longer (from arrival) is cut: finish_reason
                                      // "length" with the text so far (0: no limit)
+    double receive_timeout_s = 60;   // a request must arrive whole (headers and body) within this
+                                     // from the connection's start or the previous response's end;
+                                     // slower: 408 and the connection closed (0: no limit)
     double ping_interval_s = 1.0;    // ": ping" while a streamed request waits for its first token
     int read_timeout_s = 30, write_timeout_s = 30, keep_alive_timeout_s = 5;
     std::string replica_id;          // non-empty: every response carries "X-Loom-Replica: <id>"

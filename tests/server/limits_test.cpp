@@ -215,6 +215,7 @@ TEST(ServeLimits, BadLimitsAreRefused) {
     LOOM_REQUIRE_SERVE();
     for (const auto& [flag, val, msg] : {std::tuple{"--max-tokens", "-1", "--max-tokens must be >= 0"},
                                          std::tuple{"--timeout", "-5", "--timeout must be >= 0"},
+                                         std::tuple{"--receive-timeout", "-1", "--receive-timeout must be >= 0"},
                                          std::tuple{"--max-body", "0", "--max-body must be >= 1"}}) {
         ServeProcess srv({"-m", model_path("llama3-tiny.q8_0.gguf"), flag, val}, 10);
         EXPECT_FALSE(srv.ok());

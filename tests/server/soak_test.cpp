@@ -2,7 +2,8 @@
 // LOOM_SOAK_SECONDS (default 25; scripts/soak runs it for minutes) from 8 loopback
 // clients: chat and completions, streamed or not; streams hung up half-way; slow readers
 // (a 2 KB receive window read 64 bytes at a time); the request classes of docs/errors.md
-// that get 400, 404, 405, 413, 414; garbage and cut-off HTTP. Bounded: every request has
+// that get 400, 404, 405, 413, 414; slow senders (headers or body a byte every 250 ms:
+// 408 at --receive-timeout); garbage and cut-off HTTP. Bounded: every request has
 // a timeout, the load stops at its deadline or after 100,000 requests.
 // Acceptance: no valid request fails, every bad one gets its documented status, and
 // from the end of the warm-up (the first 15 %, 5 to 60 s) to the end, with the server
@@ -83,6 +84,31 @@ std::string raw_exchange(int port, const std::string& out, double timeout_s, int
     return in;
 }
 
+// Sends `head`, then one byte of `drip` every 250 ms, until the server answers, closes
+// or `timeout_s` passes ("slowloris"); returns what came back.
+std::string drip_exchange(int port, const std::string& head, const std::string& drip, double timeout_s) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return "";
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string in;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && send(fd, head.data(), head.size(), MSG_NOSIGNAL) > 0) {
+        char buf[4096];
+        const double end = now_s() + timeout_s;
+        for (size_t i = 0; now_s() < end && !complete(in); ++i) {
+            if (i < drip.size() && send(fd, drip.data() + i, 1, MSG_NOSIGNAL) != 1) i = drip.size();
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+            const ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (r > 0) in.append(buf, static_cast<size_t>(r));
+            else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+        }
+    }
+    close(fd);
+    return in;
+}
+
 std::string http_post(const std::string& path, const std::string& body, bool close) {
     return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + body;
@@ -93,8 +119,10 @@ int status_of(const std::string& response) {
     return std::atoi(response.substr(9, 3).c_str());
 }
 
+constexpr double kReceiveTimeout = 2;  // --receive-timeout of the soaked server
+
 struct Tally {
-    std::atomic<int> valid{0}, valid_failed{0}, bad{0}, bad_wrong{0}, hostile{0}, cancelled{0}, slow{0};
+    std::atomic<int> valid{0}, valid_failed{0}, bad{0}, bad_wrong{0}, hostile{0}, cancelled{0}, slow{0}, slow_senders{0};
     std::mutex m;
     std::vector<std::string> failures;  // the first few, for the report
     void fail(std::atomic<int>& counter, const std::string& what) {
@@ -200,6 +228,22 @@ struct Soak {
         if (rng() % 2) raw_exchange(srv.port(), req, 0, 0, 64, 0, req.size() / 2);  // body cut, then gone
         else raw_exchange(srv.port(), "POST /v1/completions HTTP/1.1\r\nContent-Le", 0, 0, 64, 0, 40);
     }
+    void slow_sender(std::mt19937& rng) {  // headers or body a byte at a time: 408 at --receive-timeout
+        const std::string body = R"({"prompt":"slow","max_tokens":4})";
+        const bool in_body = rng() % 2;
+        std::string head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+        if (in_body) {
+            head = http_post("/v1/completions", body, false);
+            head.resize(head.size() - body.size());
+        }
+        const std::string drip = in_body ? body : std::string(200, 'X');
+        const int st = status_of(drip_exchange(srv.port(), head, drip, 4 * kReceiveTimeout));
+        t.bad++;
+        t.slow_senders++;
+        if (st != 408)
+            t.fail(t.bad_wrong, std::string("slow sender (") + (in_body ? "body" : "headers") + "): " + std::to_string(st) +
+                                    ", documented 408");
+    }
     void admin() {
         auto c = srv.client(10);
         auto h = c.Get("/health");
@@ -214,7 +258,8 @@ struct Soak {
         else if (k < 10) valid_stream(rng, 2 + static_cast<int>(rng() % 8));
         else if (k < 11) slow_reader(rng);
         else if (k < 17) bad_request(rng);
-        else if (k < 19) hostile(rng);
+        else if (k < 18) hostile(rng);
+        else if (k < 19) slow_sender(rng);
         else admin();
     }
     // Runs `clients` workers until `until` (or `max_requests`); returns the requests done.
@@ -257,7 +302,8 @@ TEST(ServerSoak, MixedLoad) {
     ASSERT_GT(seconds, 0) << "LOOM_SOAK_SECONDS";
     const double warmup = std::clamp(seconds * 0.15, 5.0, 60.0);
     ServeProcess srv({"-m", model_path("llama3-tiny.q8_0.gguf"), "--parallel", "4", "--max-queue", "32", "-c", "4096",
-                      "--max-body", "16384", "--max-tokens", "128", "--timeout", "30", "-t", "2"});
+                      "--max-body", "16384", "--max-tokens", "128", "--timeout", "30", "--receive-timeout",
+                      std::to_string(kReceiveTimeout), "-t", "2"});
     ASSERT_TRUE(srv.ok()) << srv.log();
     Tally t;
     Soak soak{srv, t};
@@ -269,16 +315,17 @@ TEST(ServerSoak, MixedLoad) {
     const double took = now_s() - t0;
     const double rss_growth = s0.rss_kb > 0 ? 100.0 * static_cast<double>(s1.rss_kb - s0.rss_kb) / static_cast<double>(s0.rss_kb) : 100;
     std::printf("soak: %.0f s, %d requests: %d valid (%d failed; %d hung up half-way, %d slow readers), %d bad "
-                "(%d not answered with their documented status), %d cut-off connections\n"
+                "(%d of them slow senders; %d not answered with their documented status), %d cut-off connections\n"
                 "soak: after warm-up (%.0f s) -> end: RSS %ld -> %ld KB (%+.2f %%), threads %d -> %d, open files %d -> %d\n",
                 took, n, t.valid.load(), t.valid_failed.load(), t.cancelled.load(), t.slow.load(), t.bad.load(),
-                t.bad_wrong.load(), t.hostile.load(), warmup, s0.rss_kb, s1.rss_kb, rss_growth, s0.threads, s1.threads,
-                s0.fds, s1.fds);
+                t.slow_senders.load(), t.bad_wrong.load(), t.hostile.load(), warmup, s0.rss_kb, s1.rss_kb, rss_growth,
+                s0.threads, s1.threads, s0.fds, s1.fds);
     for (const auto& f : t.failures) std::printf("soak: failure: %s\n", f.c_str());
     EXPECT_EQ(t.valid_failed.load(), 0);
     EXPECT_EQ(t.bad_wrong.load(), 0);
     EXPECT_GT(t.valid.load(), 0);
     EXPECT_GT(t.bad.load(), 0);
+    EXPECT_GT(t.slow_senders.load(), 0);
 #ifdef LOOM_SANITIZER_BUILD
     // ASan holds freed memory in its quarantine (256 MB): RSS says nothing here.
     std::printf("soak: %s build: the RSS bound is not checked\n", LOOM_SANITIZER_BUILD);
