@@ -185,10 +185,13 @@ TEST(Kernels, PreparingInPartsEqualsPreparingWhole) {
         ASSERT_GE(k->act_tile, 1) << k->name;
         const int64_t n_in = 3 * traits(k->wtype).block_elems;
         const size_t arb = row_bytes(k->act_type, n_in);
-        const auto X = random_floats(static_cast<size_t>(19 * n_in), 23);
-        std::vector<uint8_t> act(arb * 19);
-        for (int t = 0; t < 19; ++t) k->quantize(&X[t * n_in], act.data() + t * arb, n_in);
-        for (int64_t T = 1; T <= 19; ++T) {
+        // Up to 53 rows: several parts even where act_tile is 24 (AVX-512 Q4_0 / Q8_0,
+        // whose panel tiles are 8 rows for up to 8 rows, 6 beyond).
+        constexpr int kMaxT = 53;
+        const auto X = random_floats(static_cast<size_t>(kMaxT * n_in), 23);
+        std::vector<uint8_t> act(arb * kMaxT);
+        for (int t = 0; t < kMaxT; ++t) k->quantize(&X[t * n_in], act.data() + t * arb, n_in);
+        for (int64_t T = 1; T <= kMaxT; T += T < 19 ? 1 : 17) {
             const size_t size = k->prepared_size(T, n_in);
             std::vector<uint8_t> whole(size + 64, 0x5a), parts(size + 64, 0xc3);
             k->prepare(act.data(), arb, T, n_in, 0, T, whole.data());

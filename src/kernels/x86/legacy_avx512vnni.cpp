@@ -8,7 +8,9 @@
 // the contract of kernels.h; the same code runs for one activation row (GEMV) and for
 // tiles of up to 8 rows (GEMM), so every row of a GEMM equals its GEMV bit for bit.
 // GEMM efficiency: per block and row, 8 VPDPBUSD plus one multiply and one FMA share the
-// two 512-bit multiply pipes of Zen 4, so about 80% of the VPDPBUSD peak is the ceiling.
+// two 512-bit multiply pipes of Zen 4 / Zen 5, so 80% of the VPDPBUSD peak is the
+// ceiling; the broadcast loads (one per VPDPBUSD in a one-group tile) held the 8-row tile
+// to ~70 % of the peak in L1, the two-group tile (tile2, many rows) reaches ~80 %.
 
 // GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsics headers
 // (their _mm512_undefined_* idiom); silenced for the header only.
@@ -29,7 +31,12 @@ namespace loom::kernels::x86 {
 namespace {
 
 constexpr int R = 16;
-constexpr int kTile = 8;  // activation rows per register tile
+// Activation rows per register tile: up to 8 (one group of 16 output rows: a batch of
+// up to 8 tokens in one tile that streams the weights once); many rows (a prompt) in
+// tiles of 6 over two groups (tile2: 12 + 12 accumulators). The panel's tiles follow
+// (tile_rows); kPrepTile, a multiple of both, is the unit of preparing it in parts.
+constexpr int kTile = 8, kTile2 = 6, kPrepTile = 24;
+constexpr int tile_rows(int64_t T) { return T <= kTile ? kTile : kTile2; }
 
 inline __m512i bcast4(const uint8_t* p) {
     int32_t v;
@@ -98,18 +105,95 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
     }
 }
 
+// Two adjacent groups (the second gs bytes on) x NT activation rows over blocks
+// [b0, b1): each broadcast of 4 activation bytes feeds a VPDPBUSD of each group, so a
+// block of 2 x 16 rows costs NT x (8 broadcasts + correction + scale) loads for 16 NT
+// VPDPBUSDs instead of twice that (the loads, not the multiply pipes, bounded the
+// one-group tile: ~70 % of the VPDPBUSD peak in L1 at 8 rows, ~80 % here at 6). Per
+// output, the same operations in the same order as tile<kQ4, NT>.
+template <bool kQ4, int NT>
+inline void tile2(const uint8_t* wq, const uint16_t* wd, size_t gs, const uint8_t* pn, int64_t b0, int64_t b1,
+                  bool pf, __m512* acc_io) {
+    constexpr size_t S = kPanelQ8_0Stride;
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    const auto* wd2 = reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint8_t*>(wd) + gs);
+    __m512 acc[2][NT];  // locals: stores through acc_io could alias the weights (uint8_t)
+    for (int t = 0; t < NT; ++t) {
+        acc[0][t] = acc_io[t];
+        acc[1][t] = acc_io[NT + t];
+    }
+    wq += b0 * Fmt<kQ4>::main;
+    pn += b0 * NT * S;
+    for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
+        if (pf) {  // the pass's first tile: the weights come from memory
+            prefetch_lines(wq, Fmt<kQ4>::main);
+            prefetch_lines(wq + gs, Fmt<kQ4>::main);
+            prefetch_lines(reinterpret_cast<const uint8_t*>(wd + b * R), 2 * R);
+            prefetch_lines(reinterpret_cast<const uint8_t*>(wd2 + b * R), 2 * R);
+        }
+        const uint8_t* aq = pn;
+        const uint8_t* ad = pn + NT * 32;
+        const uint8_t* ac = pn + NT * 36;
+        __m512i s[2][NT];
+        for (int t = 0; t < NT; ++t) s[0][t] = s[1][t] = bcast4(ac + 4 * t);
+        for (int c = 0; c < (kQ4 ? 4 : 8); c += kQ4 ? 1 : 2) {
+            // One load per weight vector (the compiler would fold it into both uses).
+            __m512i n0 = _mm512_loadu_si512(wq + 64 * c), n1 = _mm512_loadu_si512(wq + gs + 64 * c);
+            __m512i m0 = kQ4 ? n0 : _mm512_loadu_si512(wq + 64 * (c + 1));
+            __m512i m1 = kQ4 ? n1 : _mm512_loadu_si512(wq + gs + 64 * (c + 1));
+            if constexpr (kQ4) {
+                asm("" : "+v"(n0), "+v"(n1));
+                m0 = _mm512_and_si512(_mm512_srli_epi16(n0, 4), m0f);
+                m1 = _mm512_and_si512(_mm512_srli_epi16(n1, 4), m0f);
+                n0 = _mm512_and_si512(n0, m0f);
+                n1 = _mm512_and_si512(n1, m0f);
+            }
+            // Q4_0: n = low nibbles (elements 4c..), m = high (16 + 4c..); Q8_0: n, m =
+            // vectors c and c + 1 (elements 4c.., 4c + 4..).
+            const int second = kQ4 ? 16 + 4 * c : 4 * c + 4;
+            for (int t = 0; t < NT; ++t) {
+                const __m512i a0 = bcast4(aq + 32 * t + 4 * c), a1 = bcast4(aq + 32 * t + second);
+                s[0][t] = _mm512_dpbusd_epi32(s[0][t], n0, a0);
+                s[1][t] = _mm512_dpbusd_epi32(s[1][t], n1, a0);
+                s[0][t] = _mm512_dpbusd_epi32(s[0][t], m0, a1);
+                s[1][t] = _mm512_dpbusd_epi32(s[1][t], m1, a1);
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
+        const __m512 dw2 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd2 + b * R)));
+        for (int t = 0; t < NT; ++t) {
+            float da;
+            std::memcpy(&da, ad + 4 * t, 4);
+            const __m512 vda = _mm512_set1_ps(da);
+            acc[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][t]), _mm512_mul_ps(dw, vda), acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[1][t]), _mm512_mul_ps(dw2, vda), acc[1][t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        acc_io[t] = acc[0][t];
+        acc_io[NT + t] = acc[1][t];
+    }
+}
+
 // The micro-kernel for the shared driver (driver.h).
 template <bool kQ4>
 struct Legacy : Zmm16 {
-    static constexpr int kQK = 32, kTile = x86::kTile, kKBlock = Fmt<kQ4>::kblock;
+    static constexpr int kQK = 32, kTile = x86::kTile, kKBlock = Fmt<kQ4>::kblock, kGroups = 2;
+    static constexpr int kTile2 = x86::kTile2;
     static constexpr size_t kMain = Fmt<kQ4>::main, kScale = 2, kStride = kPanelQ8_0Stride;
+    static int tile_rows(int64_t T) { return x86::tile_rows(T); }
     static void panel(const uint8_t* act, size_t arb, int64_t nb, int64_t T, int64_t t0, int64_t t1,
                       uint8_t* out) {
-        panel_q8_0(act, arb, nb, kTile, Fmt<kQ4>::off, T, t0, t1, out);
+        panel_q8_0(act, arb, nb, x86::tile_rows(T), Fmt<kQ4>::off, T, t0, t1, out);
     }
     template <int NT>
     static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
         x86::tile<kQ4, NT>(wq, wd, pn, b0, b1, acc);
+    }
+    template <int NT>
+    static void tile2(const uint8_t* wq, const uint16_t* wd, size_t gs, const uint8_t* pn, int64_t b0, int64_t b1,
+                      bool pf, Vec* acc) {
+        x86::tile2<kQ4, NT>(wq, wd, gs, pn, b0, b1, pf, acc);
     }
 };
 
@@ -123,10 +207,10 @@ void pack8(const uint8_t* s, uint8_t* d, int64_t n_out, int64_t n_in) { pack_q8_
 const MatmulKernel kMatmulQ4_0Avx512 = {
     "matmul_f32_q4_0x16x4_q8_0_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q4_0, GgmlType::Q8_0, R,
     size_q4_0, pack4, quantize_q8_0_avx512, matmul<Legacy<true>>,
-    Legacy<true>::kTile, prepared_size<Legacy<true>>, prepare<Legacy<true>>};
+    kPrepTile, prepared_size<Legacy<true>>, prepare<Legacy<true>>};
 const MatmulKernel kMatmulQ8_0Avx512 = {
     "matmul_f32_q8_0x16x4_q8_0_avx512vnni", "avx512vnni", kAvx512Features, GgmlType::Q8_0, GgmlType::Q8_0, R,
     size_q8_0, pack8, quantize_q8_0_avx512, matmul<Legacy<false>>,
-    Legacy<false>::kTile, prepared_size<Legacy<false>>, prepare<Legacy<false>>};
+    kPrepTile, prepared_size<Legacy<false>>, prepare<Legacy<false>>};
 
 }  // namespace loom::kernels::x86
