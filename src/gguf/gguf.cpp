@@ -316,6 +316,9 @@ void File::parse() {
             fail("alignment has type " + a->type_string() + ", expected uint32" + ctx);
         if (a->num.u == 0 || (a->num.u & (a->num.u - 1)) != 0)
             fail("alignment " + num(a->num.u) + " is not a power of two" + ctx);
+        // The GGUF spec asks for a multiple of 8; the tensor data is read through typed
+        // pointers that need up to 4 (src/quant/formats.h), so smaller ones are refused.
+        if (a->num.u < 8) fail("alignment " + num(a->num.u) + " is not a multiple of 8" + ctx);
         alignment_ = a->num.u;
     }
 

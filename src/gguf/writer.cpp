@@ -24,7 +24,8 @@ constexpr uint64_t kDefaultAlignment = 32;
     throw std::invalid_argument("gguf::Writer: " + what);
 }
 
-bool valid_alignment(uint64_t a) { return a != 0 && (a & (a - 1)) == 0 && a <= UINT32_MAX; }
+// A power of two, and a multiple of 8 as the GGUF spec asks (the reader refuses less).
+bool valid_alignment(uint64_t a) { return a >= 8 && (a & (a - 1)) == 0 && a <= UINT32_MAX; }
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -142,14 +143,14 @@ Writer::Writer(uint32_t version, uint64_t alignment) : version_(version), alignm
     if (version != 2 && version != 3)
         invalid("cannot write GGUF version " + std::to_string(version) + " (only 2 and 3)");
     if (!valid_alignment(alignment))
-        invalid("alignment " + std::to_string(alignment) + " is not a power of two");
+        invalid("alignment " + std::to_string(alignment) + " is not a power of two of at least 8");
 }
 
 void Writer::set(std::string key, Value v) {
     check_value(v, "key '" + printable(key) + "'");
     if (key == kAlignmentKey) {
         if (v.type != ValueType::UINT32 || !valid_alignment(v.num.u))
-            invalid("general.alignment must be a uint32 power of two");
+            invalid("general.alignment must be a uint32 power of two of at least 8");
         alignment_ = v.num.u;
     }
     for (auto& kv : kv_)

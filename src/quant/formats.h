@@ -36,6 +36,12 @@ struct BlockQ4_0x8 { uint16_t d[8]; uint8_t qs[8 * QK4_0 / 2]; };
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
+// Rows of these types (and fp16/bf16/f32 rows) are read and written through typed
+// pointers, so they need their type's own alignment (at most 4 bytes: alignof(float));
+// no wider (SIMD) alignment is assumed anywhere. GGUF tensor data is at least 8-byte
+// aligned (the reader refuses smaller general.alignment), and rows inside a tensor keep
+// their type's alignment because every block size is a multiple of it.
+static_assert(alignof(BlockQ8_K) == 4 && alignof(BlockQ4_K) == 2 && alignof(BlockQ6_K) == 2);
 
 // ------------------------------------------------------------------ rows
 // True for types whose rows this build can dequantize and dot.

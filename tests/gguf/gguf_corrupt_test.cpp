@@ -235,6 +235,14 @@ TEST(Corrupt, Alignment) {
               "bad.gguf: alignment 0 is not a power of two (key 'general.alignment')");
     EXPECT_TRUE(Rejects(Bytes().header(0, 1).kv_u32("general.alignment", 48).b,
                         {"alignment 48 is not a power of two", "(key 'general.alignment')"}));
+    // Powers of two below 8 would leave fp16 / block rows at odd addresses (undefined
+    // behaviour when read through typed pointers; the spec asks for a multiple of 8).
+    for (uint32_t small : {1u, 2u, 4u})
+        EXPECT_EQ(message_of(Bytes().header(0, 1).kv_u32("general.alignment", small).b),
+                  "bad.gguf: alignment " + std::to_string(small) + " is not a multiple of 8 (key 'general.alignment')");
+    Bytes eight;
+    eight.header(1, 1).kv_u32("general.alignment", 8).tensor("w", {4}, kF32, 0).pad(8).zeros(16);
+    EXPECT_EQ(message_of(eight.b), "");
     Bytes i32;
     i32.header(0, 1).str("general.alignment").u32(kI32).u32(64);
     EXPECT_TRUE(Rejects(i32.b, {"alignment has type int32, expected uint32", "(key 'general.alignment')"}));

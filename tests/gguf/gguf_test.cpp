@@ -268,6 +268,8 @@ TEST(Writer, RejectsBadInput) {
     EXPECT_THROW(Writer(1), std::invalid_argument);
     EXPECT_THROW(Writer(3, 48), std::invalid_argument);
     EXPECT_THROW(Writer(3, 0), std::invalid_argument);
+    EXPECT_THROW(Writer(3, 4), std::invalid_argument);  // the spec asks for a multiple of 8
+    EXPECT_NO_THROW(Writer(3, 8));
     Writer w;
     auto nop = [](std::span<uint8_t>) {};
     w.add_tensor("t", GgmlType::F32, {4}, nop);

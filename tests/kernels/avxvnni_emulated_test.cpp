@@ -115,7 +115,7 @@ TEST(KernelsAvxVnniEmulated, EqualsScalarReferenceBitExact) {
             const auto X = random_floats(static_cast<size_t>(17 * n_in), 5 + n_in);
             for (int64_t T = 1; T <= 17; ++T) {
                 const auto want = run(*ref, plain, n_out, n_in, X.data(), T, 0, 1);
-                const int misalign = static_cast<int>(T % 4), splits = 1 + static_cast<int>(T % 3);
+                const int misalign = 4 * static_cast<int>(T % 4), splits = 1 + static_cast<int>(T % 3);
                 const auto got = run(*k, plain, n_out, n_in, X.data(), T, misalign, splits);
                 ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
                     << k->name << " (emulated) differs from " << ref->name << " at n_in " << n_in << " n_out " << n_out

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -21,9 +22,12 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1
 }
 
 // Kernel k on (n_out x n_in) plain weights (rows as in the file) and T rows of X, with
-// buffers `misalign` bytes off alignment and the output rows split in n_splits calls.
+// buffers `misalign` bytes off 16-byte alignment and the output rows split in n_splits
+// calls. misalign: a multiple of 4, the blocks' own alignment (src/quant/formats.h);
+// odd addresses would be undefined behaviour in any typed code (UBSan reports them).
 inline std::vector<float> run(const MatmulKernel& k, const std::vector<uint8_t>& plain, int64_t n_out, int64_t n_in,
                               const float* X, int64_t T, int misalign, int n_splits) {
+    if (misalign % 4 != 0) throw std::invalid_argument("misalign must be a multiple of 4");
     std::vector<uint8_t> wbuf(k.packed_size(n_out, n_in) + 64);
     uint8_t* w = wbuf.data() + misalign;
     if (k.pack) k.pack(plain.data(), w, n_out, n_in);

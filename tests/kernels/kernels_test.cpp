@@ -57,7 +57,7 @@ TEST(Kernels, KQuantScalarKernelsAgreeWithReferenceDot) {
         for (int64_t o = 0; o < n_out; ++o)
             quant::quantize_row(t, &W[o * n_in], plain.data() + o * row_bytes(t, n_in), n_in);
         const auto X = random_floats(static_cast<size_t>(n_in), 4);
-        const auto y = run(*k, plain, n_out, n_in, X, 1, 1, 1);
+        const auto y = run(*k, plain, n_out, n_in, X, 1, 4, 1);
         std::vector<uint8_t> a(row_bytes(GgmlType::Q8_K, n_in));
         quant::quantize_row(GgmlType::Q8_K, X.data(), a.data(), n_in);
         for (int64_t o = 0; o < n_out; ++o) {
@@ -97,7 +97,7 @@ TEST(Kernels, EveryVariantEqualsScalarReferenceBitExact) {
                 quant::quantize_row(k->wtype, &W[o * n_in], plain.data() + o * row_bytes(k->wtype, n_in), n_in);
             const auto X = random_floats(static_cast<size_t>(17 * n_in), 5 + n_in);
             for (int64_t T = 1; T <= 17; ++T) {
-                const int misalign = static_cast<int>(T % 4);
+                const int misalign = 4 * static_cast<int>(T % 4);
                 const auto want = run(*ref, plain, n_out, n_in, X, T, 0, 1);
                 const auto got = run(*k, plain, n_out, n_in, X, T, misalign, 1 + static_cast<int>(T % 3));
                 ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
@@ -134,7 +134,7 @@ TEST(Kernels, LargeShapesTakeEveryPathAndStayBitExact) {
         const auto X = random_floats(static_cast<size_t>(100 * n_in), 4);
         for (int64_t T : {1, 9, 100}) {
             const auto want = run(*ref, plain, n_out, n_in, X, T, 0, 1);
-            const auto got = run(*k, plain, n_out, n_in, X, T, 1, 2);
+            const auto got = run(*k, plain, n_out, n_in, X, T, 4, 2);
             ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
                 << k->name << " differs from " << ref->name << " at n_in " << n_in << " T " << T;
             ++checked;
@@ -161,7 +161,7 @@ TEST(Kernels, GemmTilesBatchesAndPanelsStayBitExact) {
         const auto X = random_floats(static_cast<size_t>(35 * n_in), 9);
         for (int64_t T : {2, 17, 35}) {
             const auto want = run(*ref, plain, n_out, n_in, X, T, 0, 1);
-            const auto got = run(*k, plain, n_out, n_in, X, T, 2, 3);
+            const auto got = run(*k, plain, n_out, n_in, X, T, 8, 3);
             ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
                 << k->name << " differs from " << ref->name << " at T " << T;
             const auto single =

@@ -112,7 +112,7 @@ TEST(KQuantArm, ExtremeValuesEqualScalarReferenceBitExact) {
         const auto X = extreme_activations(9, n_in);
         for (int64_t T = 1; T <= 9; ++T) {
             const auto want = kernels::test::run(*ref, plain, n_out, n_in, X.data(), T, 0, 1);
-            const auto got = kernels::test::run(*k, plain, n_out, n_in, X.data(), T, static_cast<int>(T % 4), 1 + T % 3);
+            const auto got = kernels::test::run(*k, plain, n_out, n_in, X.data(), T, 4 * static_cast<int>(T % 4), 1 + T % 3);
             ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
                 << k->name << " differs from " << ref->name << " at T " << T;
         }

@@ -225,8 +225,8 @@ TEST(SchedulerFake, CancellationFreesCellsWithinOneStep) {
     one.n_parallel = 1;
     one.max_waiting = 1;
     FakeDecoder dec2(128);
+    Trace w1, w2;  // before s2: its destructor ends w1 (still running) and calls w1's on_done
     Scheduler s2(dec2, one);
-    Trace w1, w2;
     s2.submit(traced(req(prompt_of(5, 1, 1), 20, 1), &w1));
     s2.step();
     const uint64_t waiting = s2.submit(traced(req(prompt_of(5, 2, 2), 20, 2), &w2));
