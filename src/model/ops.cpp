@@ -21,7 +21,10 @@ namespace loom::ops {
 // loader picks the clone for the CPU at run time (GCC function multiversioning); on
 // AArch64 baseline NEON is all there is. A row's result never depends on the batch.
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Not under ThreadSanitizer: GCC instruments the clones' resolver, which the dynamic
+// loader runs while relocating, before the TSan runtime is set up (a segfault before
+// main); the TSan build (scripts/sanitize tsan) runs the baseline loops.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define LOOM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LOOM_CLONES

@@ -30,7 +30,9 @@ namespace loom::test {
 // run; max_queue wait; more: EngineBusy.
 class FakeEngine : public server::Engine {
 public:
-    int n_parallel = 4, max_queue = 4, step_ms = 2, ctx = 256;
+    // Atomic: tests change them while the engine's thread runs (a plain int is a data
+    // race, ThreadSanitizer says so).
+    std::atomic<int> n_parallel{4}, max_queue{4}, step_ms{2}, ctx{256};
     std::atomic<int> cancels{0};
     FakeEngine() : th_([this] { loop(); }) {}
     ~FakeEngine() override {
@@ -98,7 +100,7 @@ private:
     void loop() {
         std::unique_lock lk(m_);
         while (!stop_) {
-            cv_.wait_for(lk, std::chrono::milliseconds(step_ms));
+            cv_.wait_for(lk, std::chrono::milliseconds(step_ms.load()));
             if (paused_) continue;
             while (static_cast<int>(running_.size()) < n_parallel && !waiting_.empty()) {
                 running_.push_back(std::move(waiting_.front()));

@@ -125,6 +125,10 @@ TEST_F(FakeServer, PingsWhileWaitingForTheFirstToken) {
     ready();
     eng.pause(true);
     std::thread t([&] {
+        // 300 ms (6 ping intervals) from when the request waits in the engine, however
+        // long it took to get there (bounded: 10 s).
+        for (int i = 0; i < 1000 && eng.stats().waiting == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         eng.pause(false);
     });
