@@ -53,9 +53,11 @@ struct Fmt {
 
 // One group of 16 rows x NT activation rows over blocks [b0, b1): acc updated in place.
 template <bool kQ4, int NT>
-inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m512* acc) {
+inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m512* acc_io) {
     constexpr size_t S = kPanelQ8_0Stride;
     const __m512i m0f = _mm512_set1_epi8(0x0F);
+    __m512 acc[NT];  // locals: stores through acc_io could alias the weights (uint8_t)
+    for (int t = 0; t < NT; ++t) acc[t] = acc_io[t];
     wq += b0 * Fmt<kQ4>::main;
     pn += b0 * NT * S;
     for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
@@ -75,7 +77,8 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
         }
         if constexpr (kQ4) {
             for (int c = 0; c < 4; ++c) {
-                const __m512i n = _mm512_loadu_si512(wq + 64 * c);
+                __m512i n = _mm512_loadu_si512(wq + 64 * c);
+                asm("" : "+v"(n));  // one load (the compiler would fold it into both uses)
                 const __m512i lo = _mm512_and_si512(n, m0f);
                 const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(n, 4), m0f);
                 for (int t = 0; t < NT; ++t) {
@@ -103,6 +106,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
             acc[t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc[t]);
         }
     }
+    for (int t = 0; t < NT; ++t) acc_io[t] = acc[t];
 }
 
 // Two adjacent groups (the second gs bytes on) x NT activation rows over blocks
