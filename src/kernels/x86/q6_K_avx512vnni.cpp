@@ -43,6 +43,10 @@ inline __m512i bcast4(const uint8_t* p) {
 template <int NT>
 inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m512* acc) {
     const __m512i m3f = _mm512_set1_epi8(0x3F), m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+    // Bytes to the next group (its d lines are prefetched a group ahead: the loop reads
+    // a group's d from its first block on).
+    const size_t main = static_cast<size_t>(reinterpret_cast<const uint8_t*>(wd) - wq);
+    const size_t gs = main + round64(main / kMain * 2 * R);
     wq += b0 * kMain;
     pn += b0 * NT * S;
     for (int64_t b = b0; b < b1; ++b, wq += kMain, pn += NT * S) {
@@ -53,7 +57,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
         for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
         for (int j = 0; j < 16; ++j) {
             const uint8_t* q = wq + 192 * j;
-            if constexpr (NT <= kPrefetchRows) prefetch_lines(q, 192);  // GEMV, small batches: weights from DRAM once
+            if constexpr (NT <= kPrefetchRows) prefetch_lines_l1(q, 192);  // GEMV, small batches: weights from DRAM once
             const __m512i B0 = _mm512_loadu_si512(q), B1 = _mm512_loadu_si512(q + 64);
             const __m512i B2 = _mm512_loadu_si512(q + 128);
             const __m512i q0 = _mm512_and_si512(B0, m3f), q1 = _mm512_and_si512(B1, m3f);
@@ -72,7 +76,10 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
             }
         }
-        if constexpr (NT <= kPrefetchRows) prefetch_lines(wq + 192 * R, 16 * R + 64);  // scales, d
+        if constexpr (NT <= kPrefetchRows) {
+            prefetch_lines_l1(wq + 192 * R, 16 * R);  // sub-block scales
+            __builtin_prefetch(reinterpret_cast<const uint8_t*>(wd + b * R) + gs, 0, 3);  // d, next group
+        }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;

@@ -93,6 +93,11 @@ constexpr int kPrefetchRows = 8;
 inline void prefetch_lines(const uint8_t* p, size_t bytes) {
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(p + kPrefetchAhead + l, 0, 2);
 }
+// The same into L1 (prefetcht0): better on Zen 5 for the AVX-512 kernels (GEMV at 0.86
+// of plain-read bandwidth with the next group's scales prefetched too, vs 0.74).
+inline void prefetch_lines_l1(const uint8_t* p, size_t bytes) {
+    for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(p + kPrefetchAhead + l, 0, 3);
+}
 constexpr size_t kPanelQ8_0Stride = 40;
 constexpr size_t kPanelQ8_KStride = 256 + 64 + 4;
 constexpr size_t kPanelQ8_KSumsStride = 256 + 16 + 4;
