@@ -23,7 +23,6 @@
 namespace loom::kernels::x86 {
 
 namespace {
-
 constexpr int R = 8;
 constexpr int kTile = 4;
 constexpr int kKBlock = 64;
@@ -48,12 +47,16 @@ template <bool kQ4, int NT>
 inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m256* acc) {
     constexpr size_t S = kPanelQ8_0Stride;
     const __m256i m0f = _mm256_set1_epi8(0x0F);
+    const size_t main = static_cast<size_t>(reinterpret_cast<const uint8_t*>(wd) - wq);
+    const size_t gs = main + round64(main / Fmt<kQ4>::main * 2 * R);  // to the next group
     wq += b0 * Fmt<kQ4>::main;
     pn += b0 * NT * S;
     for (int64_t b = b0; b < b1; ++b, wq += Fmt<kQ4>::main, pn += NT * S) {
         if constexpr (NT <= kPrefetchRows) {  // GEMV, small batches: weights come from DRAM once
-            prefetch_lines(wq, Fmt<kQ4>::main);
-            prefetch_lines(reinterpret_cast<const uint8_t*>(wd + b * R), 2 * R);
+            prefetch_lines_l1(wq, Fmt<kQ4>::main);
+            prefetch_lines_l1(reinterpret_cast<const uint8_t*>(wd + b * R), 2 * R);
+            // The next group's scales (this group's were read from its first block).
+            __builtin_prefetch(reinterpret_cast<const uint8_t*>(wd + b * R) + gs, 0, 3);
         }
         const uint8_t* aq = pn;
         const uint8_t* ad = pn + NT * 32;
