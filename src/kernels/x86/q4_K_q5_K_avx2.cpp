@@ -39,6 +39,10 @@ struct KAsym : Ymm8 {
     static void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, Vec* acc) {
         constexpr size_t S = kStride;
         const __m256i m0f = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
+        // Bytes to the next group, whose d / dmin lines are prefetched a group ahead (the
+        // loop reads a group's from its first block on).
+        const size_t main = static_cast<size_t>(reinterpret_cast<const uint8_t*>(wd) - wq);
+        const size_t gs = main + round64(main / kMain * kScale * R);
         wq += b0 * kMain;
         pn += b0 * NT * S;
         for (int64_t b = b0; b < b1; ++b, wq += kMain, pn += NT * S) {
@@ -47,14 +51,14 @@ struct KAsym : Ymm8 {
             const uint8_t* ad = pn + NT * 272;
             const uint8_t* scales = wq + 8 * kSub;
             if constexpr (NT <= kPrefetchRows) {  // GEMV, small batches: weights from DRAM once
-                prefetch_lines(scales, 16 * R);
-                prefetch_lines(reinterpret_cast<const uint8_t*>(wd + b * 2 * R), 4 * R);
+                prefetch_lines_l1(scales, 16 * R);
+                __builtin_prefetch(reinterpret_cast<const uint8_t*>(wd + b * 2 * R) + gs, 0, 3);
             }
             __m256i isum[NT];
             for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
             for (int j = 0; j < 8; ++j) {
                 const uint8_t* q = wq + j * kSub;
-                if constexpr (NT <= kPrefetchRows) prefetch_lines(q, kSub);
+                if constexpr (NT <= kPrefetchRows) prefetch_lines_l1(q, kSub);
                 const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + R * j));
                 const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));  // scale twice per row
                 __m256i h = _mm256_setzero_si256();

@@ -39,6 +39,10 @@ template <int NT>
 inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64_t b0, int64_t b1, __m256* acc) {
     const __m256i m3f = _mm256_set1_epi8(0x3F), m03 = _mm256_set1_epi8(0x03);
     const __m256i m0c = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
+    // Bytes to the next group (its d lines are prefetched a group ahead: the loop reads
+    // a group's d from its first block on).
+    const size_t main = static_cast<size_t>(reinterpret_cast<const uint8_t*>(wd) - wq);
+    const size_t gs = main + round64(main / kMain * 2 * R);
     wq += b0 * kMain;
     pn += b0 * NT * S;
     for (int64_t b = b0; b < b1; ++b, wq += kMain, pn += NT * S) {
@@ -49,7 +53,7 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
         for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
         for (int j = 0; j < 16; ++j) {
             const uint8_t* q = wq + 96 * j;
-            if constexpr (NT <= kPrefetchRows) prefetch_lines(q, 96);  // GEMV, small batches: weights from DRAM once
+            if constexpr (NT <= kPrefetchRows) prefetch_lines_l1(q, 96);  // GEMV, small batches: weights from DRAM once
             const __m256i B0 = load8x4(q), B1 = load8x4(q + 32), B2 = load8x4(q + 64);
             const __m256i q0 = _mm256_and_si256(B0, m3f), q1 = _mm256_and_si256(B1, m3f);
             const __m256i q2 = _mm256_and_si256(B2, m3f);
@@ -71,7 +75,10 @@ inline void tile(const uint8_t* wq, const uint16_t* wd, const uint8_t* pn, int64
                 isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(s, c));
             }
         }
-        if constexpr (NT <= kPrefetchRows) prefetch_lines(wq + 192 * R, 16 * R + 64);  // scales, d
+        if constexpr (NT <= kPrefetchRows) {
+            prefetch_lines_l1(wq + 192 * R, 16 * R);  // sub-block scales
+            __builtin_prefetch(reinterpret_cast<const uint8_t*>(wd + b * R) + gs, 0, 3);  // d, next group
+        }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wd + b * R)));
         for (int t = 0; t < NT; ++t) {
             float da;
