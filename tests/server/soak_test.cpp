@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <map>
 #include <cstdlib>
 #include <random>
 #include <regex>
@@ -125,6 +126,12 @@ struct Tally {
     std::atomic<int> valid{0}, valid_failed{0}, bad{0}, bad_wrong{0}, hostile{0}, cancelled{0}, slow{0}, slow_senders{0};
     std::mutex m;
     std::vector<std::string> failures;  // the first few, for the report
+    std::map<int, int> bad_by_status;   // status received by the bad requests (0: none)
+    void bad_answered(int status) {
+        bad++;
+        std::lock_guard lk(m);
+        bad_by_status[status]++;
+    }
     void fail(std::atomic<int>& counter, const std::string& what) {
         counter++;
         std::lock_guard lk(m);
@@ -214,10 +221,12 @@ struct Soak {
             auto c = srv.client(30);
             auto r = std::string(b.method) == "GET" ? c.Get(b.path) : c.Post(b.path, b.body, "application/json");
             st = r ? r->status : 0;
-            if (r && st == b.status && json::parse(r->body, nullptr, false).is_discarded())
+            if (r && st == b.status && json::parse(r->body, nullptr, false).is_discarded()) {
+                t.bad_answered(st);
                 return t.fail(t.bad_wrong, b.path + ": not a JSON error body: " + r->body);
+            }
         }
-        t.bad++;
+        t.bad_answered(st);
         if (st != b.status)
             t.fail(t.bad_wrong, std::string(b.method) + " " + b.path.substr(0, 40) + " " + b.body.substr(0, 60) + ": " +
                                     std::to_string(st) + ", documented " + std::to_string(b.status));
@@ -238,7 +247,7 @@ struct Soak {
         }
         const std::string drip = in_body ? body : std::string(200, 'X');
         const int st = status_of(drip_exchange(srv.port(), head, drip, 4 * kReceiveTimeout));
-        t.bad++;
+        t.bad_answered(st);
         t.slow_senders++;
         if (st != 408)
             t.fail(t.bad_wrong, std::string("slow sender (") + (in_body ? "body" : "headers") + "): " + std::to_string(st) +
@@ -320,6 +329,10 @@ TEST(ServerSoak, MixedLoad) {
                 took, n, t.valid.load(), t.valid_failed.load(), t.cancelled.load(), t.slow.load(), t.bad.load(),
                 t.slow_senders.load(), t.bad_wrong.load(), t.hostile.load(), warmup, s0.rss_kb, s1.rss_kb, rss_growth,
                 s0.threads, s1.threads, s0.fds, s1.fds);
+    std::string by_status;
+    for (const auto& [st, count] : t.bad_by_status) by_status += " " + std::to_string(st) + ": " + std::to_string(count) + ",";
+    if (!by_status.empty()) by_status.pop_back();
+    std::printf("soak: the bad requests got (status: count)%s\n", by_status.c_str());
     for (const auto& f : t.failures) std::printf("soak: failure: %s\n", f.c_str());
     EXPECT_EQ(t.valid_failed.load(), 0);
     EXPECT_EQ(t.bad_wrong.load(), 0);
@@ -332,6 +345,11 @@ TEST(ServerSoak, MixedLoad) {
 #else
     EXPECT_LT(rss_growth, 5.0);
 #endif
+    // The measurements themselves (a server gone would read -1 and pass the bounds below).
+    EXPECT_GT(s0.rss_kb, 0);
+    EXPECT_GT(s1.rss_kb, 0);
+    EXPECT_GT(s1.threads, 0);
+    EXPECT_GT(s1.fds, 0);
     EXPECT_LE(s1.threads, s0.threads);
     EXPECT_LE(s1.fds, s0.fds);
     EXPECT_EQ(srv.stop(), 0) << srv.log().substr(0, 2000);
