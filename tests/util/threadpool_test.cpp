@@ -79,8 +79,15 @@ TEST(ThreadPool, DestroysWhileWorkersSleep) {
     using namespace std::chrono_literals;
     // One thread first: a runtime may start a helper thread of its own on the first
     // pthread_create (ThreadSanitizer does), which must not count as a worker.
-    std::thread([] {}).join();
+    // That thread itself may linger in /proc for a moment after join (under qemu-user
+    // longer): wait (bounded) until it is gone before counting.
+    int first_tid = 0;
+    std::thread([&first_tid] { first_tid = static_cast<int>(::gettid()); }).join();
+    for (auto t0 = std::chrono::steady_clock::now();
+         thread_states().count(first_tid) > 0 && std::chrono::steady_clock::now() - t0 < 10s;)
+        std::this_thread::sleep_for(5ms);
     const std::map<int, char> before = thread_states();
+    ASSERT_EQ(before.count(first_tid), 0u) << "a joined thread still in /proc/self/task after 10 s";
     for (int round = 0; round < 3; ++round) {
         auto pool = std::make_unique<ThreadPool>(4);
         std::atomic<int> ran{0};
